@@ -1,0 +1,40 @@
+# Copyright: streamops.day2 contributors
+# Apache License 2.0 (see LICENSE)
+"""Docker engine connection options (private: may change without notice)."""
+
+from __future__ import annotations
+
+
+class ModuleDocFragment:
+    DOCUMENTATION = r"""
+options:
+  docker_host:
+    description:
+      - URL of the Docker engine API, for example V(unix:///var/run/docker.sock) or V(tcp://engine-a:2376).
+      - If not set, the environment variable E(DOCKER_HOST) is used, then the local default socket.
+    type: str
+    default: unix:///var/run/docker.sock
+    aliases: [docker_url]
+  tls:
+    description: Use TLS to talk to the engine (implied by O(validate_certs=true) with certificates).
+    type: bool
+    default: false
+  validate_certs:
+    description: Verify the engine's certificate against O(ca_path).
+    type: bool
+    default: false
+    aliases: [tls_verify]
+  ca_path:
+    description: CA certificate that signed the engine's certificate.
+    type: path
+  client_cert:
+    description: Client certificate for mutual TLS.
+    type: path
+  client_key:
+    description: Client key for mutual TLS.
+    type: path
+  timeout:
+    description: Seconds to wait for one answer from the engine.
+    type: int
+    default: 60
+"""

@@ -1,0 +1,224 @@
+# Copyright: streamops.day2 contributors
+# Apache License 2.0 (see LICENSE)
+"""The one Kafka connection helper every Kafka module uses (private: may change without notice).
+
+confluent-kafka (librdkafka) is the client for data-path and most admin calls: it is fast and
+well kept.  kafka-python is used only for the admin APIs librdkafka lacks (partition
+reassignments, log dirs, leader election by partition list); both are configured here from the
+same options so a module never builds a client by hand.
+"""
+
+from __future__ import annotations
+
+import copy
+import traceback
+
+from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
+
+try:
+    import confluent_kafka
+    from confluent_kafka.admin import AdminClient
+    CONFLUENT_IMPORT_ERROR = None
+except ImportError:
+    confluent_kafka = AdminClient = None
+    CONFLUENT_IMPORT_ERROR = traceback.format_exc()
+
+try:
+    import kafka as kafka_python
+    KAFKA_PYTHON_IMPORT_ERROR = None
+except ImportError:
+    kafka_python = None
+    KAFKA_PYTHON_IMPORT_ERROR = traceback.format_exc()
+
+
+KAFKA_CONNECTION_SPEC = dict(
+    bootstrap_servers=dict(type="list", elements="str", required=True,
+                           fallback=(env_fallback, ["KAFKA_BOOTSTRAP_SERVERS"])),
+    security_protocol=dict(type="str", default="PLAINTEXT",
+                           choices=["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]),
+    sasl_mechanism=dict(type="str", default="PLAIN", choices=["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]),
+    sasl_username=dict(type="str", fallback=(env_fallback, ["KAFKA_SASL_USERNAME"])),
+    sasl_password=dict(type="str", no_log=True, fallback=(env_fallback, ["KAFKA_SASL_PASSWORD"])),
+    ssl_cafile=dict(type="path"),
+    ssl_certfile=dict(type="path"),
+    ssl_keyfile=dict(type="path"),
+    ssl_key_password=dict(type="str", no_log=True),
+    validate_certs=dict(type="bool", default=True),
+    client_id=dict(type="str", default="streamops.day2"),
+    request_timeout=dict(type="float", default=30.0),
+)
+
+
+def kafka_argument_spec(**module_options):
+    """The module's own options plus the shared connection options (deep-copied)."""
+    spec = copy.deepcopy(KAFKA_CONNECTION_SPEC)
+    spec.update(module_options)
+    return spec
+
+
+def _servers(params):
+    return ",".join(s.strip() for s in params["bootstrap_servers"] if s.strip())
+
+
+def _uses_sasl(params):
+    return params["security_protocol"].startswith("SASL")
+
+
+def _uses_ssl(params):
+    return params["security_protocol"].endswith("SSL")
+
+
+def confluent_config(params, **extra):
+    """librdkafka configuration from the shared connection options."""
+    conf = {
+        "bootstrap.servers": _servers(params),
+        "security.protocol": params["security_protocol"].lower(),
+        "client.id": params["client_id"],
+        "socket.timeout.ms": int(params["request_timeout"] * 1000),
+    }
+    if _uses_sasl(params):
+        conf.update({
+            "sasl.mechanism": params["sasl_mechanism"],
+            "sasl.username": params["sasl_username"] or "",
+            "sasl.password": params["sasl_password"] or "",
+        })
+    if _uses_ssl(params):
+        optional = {
+            "ssl.ca.location": params["ssl_cafile"],
+            "ssl.certificate.location": params["ssl_certfile"],
+            "ssl.key.location": params["ssl_keyfile"],
+            "ssl.key.password": params["ssl_key_password"],
+        }
+        conf.update({k: v for k, v in optional.items() if v})
+        conf["enable.ssl.certificate.verification"] = params["validate_certs"]
+        conf["ssl.endpoint.identification.algorithm"] = "https" if params["validate_certs"] else "none"
+    conf.update(extra)
+    return conf
+
+
+def kafka_python_config(params):
+    """kafka-python configuration from the same shared connection options."""
+    conf = dict(
+        bootstrap_servers=[s.strip() for s in params["bootstrap_servers"] if s.strip()],
+        security_protocol=params["security_protocol"],
+        client_id=params["client_id"],
+        request_timeout_ms=int(params["request_timeout"] * 1000),
+    )
+    if _uses_sasl(params):
+        conf.update(sasl_mechanism=params["sasl_mechanism"],
+                    sasl_plain_username=params["sasl_username"],
+                    sasl_plain_password=params["sasl_password"])
+    if _uses_ssl(params):
+        conf.update(ssl_cafile=params["ssl_cafile"], ssl_certfile=params["ssl_certfile"],
+                    ssl_keyfile=params["ssl_keyfile"], ssl_password=params["ssl_key_password"],
+                    ssl_check_hostname=params["validate_certs"])
+    return conf
+
+
+class KafkaError(Exception):
+    """A failure worth one clear sentence to the user (no traceback)."""
+
+
+class _LogCollector:
+    """A logger for librdkafka: keeps its messages instead of printing them to stderr,
+    so a failure can quote the broker-level cause (e.g. 'Connection refused')."""
+
+    def __init__(self):
+        self.lines = []
+
+    def log(self, level, msg, *args, **kwargs):
+        self.lines.append(msg % args if args else msg)
+
+    debug = info = warning = error = critical = exception = log
+
+    def last_cause(self):
+        for line in reversed(self.lines):
+            if "failed" in line.lower() or "error" in line.lower():
+                return line.split(": ", 1)[-1].strip()
+        return None
+
+
+class KafkaModule(AnsibleModule):
+    """AnsibleModule with the shared Kafka options, library checks and lazily built clients."""
+
+    def __init__(self, argument_spec, needs_kafka_python=False, **kwargs):
+        super().__init__(argument_spec=kafka_argument_spec(**argument_spec), **kwargs)
+        if CONFLUENT_IMPORT_ERROR:
+            self.fail_json(msg=missing_required_lib("confluent-kafka"), exception=CONFLUENT_IMPORT_ERROR)
+        if needs_kafka_python and KAFKA_PYTHON_IMPORT_ERROR:
+            self.fail_json(msg=missing_required_lib("kafka-python"), exception=KAFKA_PYTHON_IMPORT_ERROR)
+        self.timeout = self.params["request_timeout"]
+        self._log = _LogCollector()
+        self._admin = None
+        self._kp_admin = None
+
+    @property
+    def servers(self):
+        return _servers(self.params)
+
+    @property
+    def admin(self):
+        """confluent-kafka AdminClient, connected and checked on first use."""
+        if self._admin is None:
+            self._admin = AdminClient(confluent_config(self.params, logger=self._log))
+            self.metadata()  # fail early and clearly if the brokers can't be reached (admin is set by now)
+        return self._admin
+
+    def consumer(self, **extra):
+        """A confluent-kafka Consumer that never commits on its own (for offset reads)."""
+        conf = confluent_config(self.params, logger=self._log, **{
+            "group.id": extra.pop("group_id", "streamops.day2.reader"),
+            "enable.auto.commit": False,
+            "enable.partition.eof": False,
+        })
+        conf.update(extra)
+        return confluent_kafka.Consumer(conf)
+
+    @property
+    def kafka_python_admin(self):
+        """kafka-python KafkaAdminClient, for the admin APIs librdkafka lacks."""
+        if self._kp_admin is None:
+            try:
+                self._kp_admin = kafka_python.KafkaAdminClient(**kafka_python_config(self.params))
+            except Exception as e:  # kafka-python raises several unrelated types here
+                raise KafkaError(self.unreachable_message(e))
+        return self._kp_admin
+
+    def metadata(self, topic=None):
+        try:
+            return self.admin.list_topics(topic=topic, timeout=self.timeout)
+        except confluent_kafka.KafkaException as e:
+            raise KafkaError(self.unreachable_message(e))
+
+    def unreachable_message(self, error):
+        cause = self._log.last_cause() or error_text(error)
+        return ("Cannot reach the Kafka brokers at %s within %gs (%s); check bootstrap_servers, "
+                "the security options and that the brokers are up." % (self.servers, self.timeout, cause))
+
+    def wait_for(self, future):
+        """Result of an admin future, with a Kafka error turned into one sentence."""
+        try:
+            return future.result(timeout=self.timeout)
+        except confluent_kafka.KafkaException as e:
+            raise KafkaError(error_text(e))
+
+    def run(self, work):
+        """Call work(self) and exit with its result dict; KafkaError becomes fail_json."""
+        try:
+            result = work(self)
+        except KafkaError as e:
+            self.fail_json(msg=str(e))
+        self.exit_json(**result)
+
+    def close(self):
+        if self._kp_admin is not None:
+            self._kp_admin.close()
+
+
+def error_text(error):
+    """The readable part of a confluent-kafka / kafka-python error."""
+    if confluent_kafka is not None and isinstance(error, confluent_kafka.KafkaException) and error.args:
+        inner = error.args[0]
+        if isinstance(inner, confluent_kafka.KafkaError):
+            return "%s: %s" % (inner.name(), inner.str())
+    return str(error) or type(error).__name__
