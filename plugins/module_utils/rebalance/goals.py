@@ -1,0 +1,349 @@
+# Copyright: streamops.day2 contributors
+# Apache License 2.0 (see LICENSE)
+"""Soft goals: each one a small class with a cost and a cheap delta for a candidate action.
+
+The planner minimises the weighted sum of the goals' costs.  A goal's ``delta(action)`` must
+equal ``cost() after applying the action - cost() before`` (unit tests check every built-in goal
+against a full recomputation), and must be cheap: it runs for every candidate the search looks at.
+
+All built-in costs are scaled so that their deltas are comparable without tuning per cluster: a
+typical action changes any of them by about ``(relative change) / number of replicas``.  So a
+weight reads as an exchange rate; e.g. ``movement: 0.02`` means moving one average replica is
+worth it only if it narrows some resource's gap by more than about 1% of the mean.
+
+Writing a goal (docs/rebalance.md has a complete example)::
+
+    class KeepTopicOffBroker(Goal):
+        name = "keep_off"
+        def bind(self, state): ...          # once, before the search; keep what you need
+        def cost(self): ...                 # from scratch, from state
+        def delta(self, action): ...        # the change of cost() if action were applied
+        def applied(self, action): ...      # optional: update your own aggregates
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+
+from ansible_collections.streamops.day2.plugins.module_utils.rebalance.loads import LEADER, SWAP
+from ansible_collections.streamops.day2.plugins.module_utils.rebalance.model import (
+    CAPACITY_RESOURCES, RESOURCES, ModelError,
+)
+
+
+class Goal:
+    """Base class of every goal, built in or custom.
+
+    Subclasses set ``name`` (used for weights and in messages) and implement ``cost`` and
+    ``delta``.  ``bind`` receives the :class:`ClusterState` before the search; ``applied`` is
+    called after every action the search accepts (the state already reflects it).  Costs are
+    unweighted: the planner multiplies by the weight the user gave (or ``default_weight``).
+
+    What a goal can read from the state: ``state.model`` (brokers, partitions, loads),
+    ``state.replicas[p]`` and ``state.leader[p]`` (current assignment, broker positions),
+    ``state.load[r][b]`` (current per-broker load, r in RESOURCES order), ``state.active``
+    (positions of brokers that are not being drained), ``state.orig_replicas``/``orig_leader``.
+    An action has ``kind`` (MOVE, LEADER, SWAP), ``p``, ``src``, ``dst``, ``q`` (swap only) and
+    ``v``, the five amounts it moves from src to dst.
+    """
+
+    name = None
+    default_weight = 1.0
+
+    def bind(self, state):
+        self.state = state
+
+    def cost(self):
+        raise NotImplementedError
+
+    def delta(self, action):
+        raise NotImplementedError
+
+    def applied(self, action):
+        """Called after the state applied an accepted action (update own aggregates here)."""
+
+
+class ResourceBalanceGoal(Goal):
+    """Even load of one resource: mean over active brokers of ((load - target) / target)^2.
+
+    The target of a broker is its share of the cluster total: equal shares, or shares in
+    proportion to capacity when every active broker declares a capacity for the resource.
+    Brokers being drained have no target (their load must leave anyway).  The cost is the
+    squared coefficient of variation, so it does not depend on the cluster's size or units.
+    """
+
+    def __init__(self, resource):
+        self.resource = resource
+        self.r = RESOURCES.index(resource)
+        self.name = resource
+
+    def bind(self, state):
+        self.state = state
+        model = state.model
+        active = state.active
+        self.load = state.load[self.r]
+        total = float(sum(self.load))
+        shares = [0.0] * model.n_brokers
+        capacity = model.capacity.get(self.resource)
+        if capacity and all(capacity[b] is not None for b in active):
+            cap_total = sum(capacity[b] for b in active)
+            for b in active:
+                shares[b] = capacity[b] / cap_total
+        else:
+            for b in active:
+                shares[b] = 1.0 / len(active)
+        self.target = [total * s for s in shares]
+        # k[b] folds 1/target^2 and the mean over active brokers into one factor for the hot loop.
+        self.k = [0.0] * model.n_brokers
+        if total > 0:
+            for b in active:
+                self.k[b] = 1.0 / (self.target[b] * self.target[b] * len(active))
+
+    def deviation(self, b):
+        """Relative deviation of broker b from its target (0 = on target, 0.1 = 10% over)."""
+        target = self.target[b]
+        return (self.load[b] - target) / target if target else 0.0
+
+    def cost(self):
+        load, target, k = self.load, self.target, self.k
+        return sum(k[b] * (load[b] - target[b]) ** 2 for b in self.state.active)
+
+    def delta(self, action):
+        v = action.v[self.r]
+        if not v:
+            return 0.0
+        load, target, k = self.load, self.target, self.k
+        s, d = action.src, action.dst
+        return v * (k[d] * (2.0 * (load[d] - target[d]) + v) - k[s] * (2.0 * (load[s] - target[s]) - v))
+
+
+class TopicSpreadGoal(Goal):
+    """Each topic's replicas spread evenly: replicas above ceil(even share) or below floor(even
+    share) on any active broker, counted over all topics, divided by the number of replicas.
+
+    A band rather than a variance, so moves that keep every broker within the band are free and
+    the goal never fights the resource goals over a replica or two.
+    """
+
+    name = "topic_spread"
+    default_weight = 0.1
+
+    def bind(self, state):
+        self.state = state
+        model = state.model
+        n_active = len(state.active)
+        self.active = [False] * model.n_brokers
+        for b in state.active:
+            self.active[b] = True
+        self.count = [[0] * model.n_brokers for _ in model.topics]
+        per_topic = [0] * len(model.topics)
+        for p, reps in enumerate(state.replicas):
+            t = model.p_topic[p]
+            per_topic[t] += len(reps)
+            row = self.count[t]
+            for b in reps:
+                row[b] += 1
+        self.upper = [int(math.ceil(n / float(n_active))) for n in per_topic]
+        self.lower = [n // n_active for n in per_topic]
+        total = sum(per_topic)
+        self.scale = 1.0 / total if total else 0.0
+        self.p_topic = model.p_topic
+
+    def _excess(self, t, c):
+        if c > self.upper[t]:
+            return c - self.upper[t]
+        if c < self.lower[t]:
+            return self.lower[t] - c
+        return 0
+
+    def cost(self):
+        active = self.state.active
+        return self.scale * sum(self._excess(t, row[b]) for t, row in enumerate(self.count) for b in active)
+
+    def _one(self, t, s, d):
+        # Change of the excess when one replica of topic t goes from s to d.
+        row = self.count[t]
+        up, low = self.upper[t], self.lower[t]
+        change = 0
+        if self.active[s]:
+            c = row[s]
+            change -= 1 if c > up else (-1 if c <= low else 0)
+        if self.active[d]:
+            c = row[d]
+            change += 1 if c >= up else (-1 if c < low else 0)
+        return change
+
+    def delta(self, action):
+        kind = action.kind
+        if kind == LEADER:
+            return 0.0
+        t = self.p_topic[action.p]
+        if kind == SWAP:
+            u = self.p_topic[action.q]
+            if u == t:
+                return 0.0
+            return self.scale * (self._one(t, action.src, action.dst) + self._one(u, action.dst, action.src))
+        return self.scale * self._one(t, action.src, action.dst)
+
+    def applied(self, action):
+        if action.kind == LEADER:
+            return
+        row = self.count[self.p_topic[action.p]]
+        row[action.src] -= 1
+        row[action.dst] += 1
+        if action.kind == SWAP:
+            row = self.count[self.p_topic[action.q]]
+            row[action.dst] -= 1
+            row[action.src] += 1
+
+
+class MovementGoal(Goal):
+    """Data movement: bytes to move (against the current assignment) as a fraction of all bytes
+    stored, plus a small overhead per replica move so empty replicas are not shuffled for nothing.
+
+    Moving a replica back where it was counts negative: the search can undo its own moves.
+    """
+
+    name = "movement"
+    default_weight = 0.02
+    # Each replica move also costs as much as moving this fraction of an average replica.
+    MOVE_OVERHEAD = 0.05
+
+    def bind(self, state):
+        self.state = state
+        model = state.model
+        replicas = sum(len(r) for r in model.replicas)
+        stored = sum(model.size[p] * len(r) for p, r in enumerate(model.replicas))
+        self.per_byte = 1.0 / stored if stored else 0.0
+        self.per_move = (self.MOVE_OVERHEAD if stored else 1.0) / replicas if replicas else 0.0
+
+    def cost(self):
+        moves, moved, _ = self.state.recount()
+        return moved * self.per_byte + moves * self.per_move
+
+    def delta(self, action):
+        return action.dbytes * self.per_byte + action.dmoves * self.per_move
+
+
+class LeaderChangeGoal(Goal):
+    """Leader changes (against the current assignment) as a fraction of the partitions: a leader
+    change is cheap but not free (clients reconnect), so tiny gains should not buy one."""
+
+    name = "leader_changes"
+    default_weight = 0.005
+
+    def bind(self, state):
+        self.state = state
+        n = state.model.n_partitions
+        self.scale = 1.0 / n if n else 0.0
+
+    def cost(self):
+        return self.scale * self.state.recount()[2]
+
+    def delta(self, action):
+        return self.scale * action.dlead
+
+
+BUILTIN_GOALS = {
+    "nw_in": lambda: ResourceBalanceGoal("nw_in"),
+    "nw_out": lambda: ResourceBalanceGoal("nw_out"),
+    "disk": lambda: ResourceBalanceGoal("disk"),
+    "replicas": lambda: ResourceBalanceGoal("replicas"),
+    "leaders": lambda: ResourceBalanceGoal("leaders"),
+    "topic_spread": TopicSpreadGoal,
+    "movement": MovementGoal,
+    "leader_changes": LeaderChangeGoal,
+}
+
+DEFAULT_WEIGHTS = {
+    "nw_in": 1.0,
+    "nw_out": 1.0,
+    "disk": 1.0,
+    "replicas": 0.5,
+    "leaders": 0.5,
+    "topic_spread": TopicSpreadGoal.default_weight,
+    "movement": MovementGoal.default_weight,
+    "leader_changes": LeaderChangeGoal.default_weight,
+}
+
+
+def _weight(value, what):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise ModelError("%s must be a number >= 0, got %r." % (what, value))
+    return float(value)
+
+
+def import_goal_class(path):
+    """The class named by a dotted path 'package.module.ClassName'."""
+    if not isinstance(path, str) or "." not in path:
+        raise ModelError("Custom goal %r must be a dotted path to a class, like 'mypackage.goals.MyGoal'." % (path,))
+    module_name, _, class_name = path.rpartition(".")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as e:  # an import can fail in any way the user's code chooses
+        raise ModelError("Cannot import custom goal %s: %s." % (path, e))
+    cls = getattr(module, class_name, None)
+    if cls is None or not isinstance(cls, type):
+        raise ModelError("Custom goal %s: module %s has no class %s." % (path, module_name, class_name))
+    for method in ("cost", "delta"):
+        if not callable(getattr(cls, method, None)):
+            raise ModelError("Custom goal %s has no %s() method; see docs/rebalance.md for the goal interface." % (path, method))
+    return cls
+
+
+def build_goals(weights=None, custom_goals=None):
+    """[(goal, weight)] for the built-in goals with their weights, then the custom goals.
+
+    weights: {goal name: weight} overriding DEFAULT_WEIGHTS (0 switches a goal off).
+    custom_goals: list of {'class': 'pkg.mod.Class', 'weight': w, 'options': {...}} or of
+    Goal instances (or classes) when called from Python.
+    """
+    weights = dict(weights or {})
+    for name in weights:
+        if name not in BUILTIN_GOALS:
+            raise ModelError("Unknown goal %r in goal weights (known: %s)." % (name, ", ".join(BUILTIN_GOALS)))
+    goals = []
+    for name, make in BUILTIN_GOALS.items():
+        weight = _weight(weights.get(name, DEFAULT_WEIGHTS[name]), "The weight of goal %s" % name)
+        if weight > 0:
+            goals.append((make(), weight))
+    for i, spec in enumerate(custom_goals or []):
+        goals.append(_custom_goal(i, spec))
+    names = [g.name for g, _ in goals]
+    for name in names:
+        if names.count(name) > 1:
+            raise ModelError("Two goals are named %r; give the custom goal another name." % name)
+    return goals
+
+
+def _custom_goal(i, spec):
+    if isinstance(spec, Goal):
+        return spec, float(getattr(spec, "weight", None) or spec.default_weight)
+    if isinstance(spec, type):
+        spec = {"class": spec}
+    if isinstance(spec, str):
+        spec = {"class": spec}
+    if not isinstance(spec, dict) or "class" not in spec:
+        raise ModelError("custom_goals[%d] must be a mapping with a 'class' (a dotted path), got %r." % (i, spec))
+    unknown = sorted(set(spec) - {"class", "weight", "options"})
+    if unknown:
+        raise ModelError("custom_goals[%d] has unknown key %r (known: class, weight, options)." % (i, unknown[0]))
+    cls = spec["class"] if isinstance(spec["class"], type) else import_goal_class(spec["class"])
+    label = getattr(cls, "__name__", str(cls))
+    options = spec.get("options") or {}
+    if not isinstance(options, dict):
+        raise ModelError("custom_goals[%d] (%s) options must be a mapping." % (i, label))
+    try:
+        goal = cls(**options)
+    except Exception as e:  # user code: report, don't crash
+        raise ModelError("Custom goal %s could not be created with options %r: %s." % (label, options, e))
+    if not getattr(goal, "name", None):
+        goal.name = label
+    weight = spec.get("weight")
+    weight = _weight(getattr(goal, "default_weight", 1.0) if weight is None else weight, "The weight of custom goal %s" % goal.name)
+    return goal, weight
+
+
+__all__ = ["Goal", "ResourceBalanceGoal", "TopicSpreadGoal", "MovementGoal", "LeaderChangeGoal",
+           "BUILTIN_GOALS", "DEFAULT_WEIGHTS", "build_goals", "import_goal_class", "CAPACITY_RESOURCES"]

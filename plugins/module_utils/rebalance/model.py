@@ -1,0 +1,258 @@
+# Copyright: streamops.day2 contributors
+# Apache License 2.0 (see LICENSE)
+"""The cluster model (docs/rebalance.md): brokers, partitions and their loads, validated.
+
+Everything is turned into flat lists indexed by broker position and partition position, because
+the optimiser's hot loop reads them millions of times and list indexing is the cheapest access
+Python has.  Broker ids and topic names appear again only in messages and in the plan.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+RESOURCES = ("nw_in", "nw_out", "disk", "replicas", "leaders")
+NW_IN, NW_OUT, DISK, REPLICAS, LEADERS = range(5)
+# Resources a broker can declare a capacity for (counts have no capacity).
+CAPACITY_RESOURCES = ("nw_in", "nw_out", "disk")
+PARTITION_LOADS = ("size", "nw_in", "nw_out")
+
+
+class ModelError(ValueError):
+    """Bad input to the planner, described in one sentence that names the culprit."""
+
+
+def _number(value, what):
+    # bool is an int in Python, but true/false for a load is a mistake worth reporting.
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ModelError("%s must be a number, got %r." % (what, value))
+    if not math.isfinite(value) or value < 0:
+        raise ModelError("%s must be a finite number >= 0, got %r." % (what, value))
+    return value
+
+
+def _broker_id(value, what):
+    if isinstance(value, bool):
+        raise ModelError("%s must be a broker id (an integer), got %r." % (what, value))
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    raise ModelError("%s must be a broker id (an integer), got %r." % (what, value))
+
+
+def partition_name(topic, partition):
+    return "%s-%d" % (topic, partition)
+
+
+class ClusterModel:
+    """A validated cluster model.  Brokers and partitions are addressed by position.
+
+    Attributes (lists are indexed by broker position b or partition position p):
+      broker_ids[b], racks[b] (None when the cluster has no racks), capacity[resource][b]
+      (None when not given), drained (set of b), topics[t], p_topic[p], p_number[p],
+      replicas[p] (list of b, current order), leader[p] (b), size[p], nw_in[p], nw_out[p].
+    """
+
+    def __init__(self):
+        self.broker_ids = []
+        self.broker_index = {}
+        self.racks = []
+        self.capacity = {r: [] for r in CAPACITY_RESOURCES}
+        self.drained = set()
+        self.topics = []
+        self.topic_index = {}
+        self.p_topic = []
+        self.p_number = []
+        self.replicas = []
+        self.leader = []
+        self.size = []
+        self.nw_in = []
+        self.nw_out = []
+
+    @property
+    def n_brokers(self):
+        return len(self.broker_ids)
+
+    @property
+    def n_partitions(self):
+        return len(self.p_topic)
+
+    def name(self, p):
+        """Human name of partition p, as Kafka tools print it (topic-partition)."""
+        return partition_name(self.topics[self.p_topic[p]], self.p_number[p])
+
+    def broker_ref(self, b):
+        return "broker %d" % self.broker_ids[b]
+
+    def has_racks(self):
+        return bool(self.racks) and self.racks[0] is not None
+
+    @classmethod
+    def from_dict(cls, data, drain_brokers=None):
+        """Validate a model dict (docs/rebalance.md) and build the indexed model.
+
+        drain_brokers adds brokers to drain to those the model itself names (``drain_brokers``).
+        """
+        if not isinstance(data, dict):
+            raise ModelError("The cluster model must be a mapping with 'brokers' and 'partitions', got %s." % type(data).__name__)
+        unknown = sorted(set(data) - {"brokers", "partitions", "drain_brokers"})
+        if unknown:
+            raise ModelError("The cluster model has unknown key %r (known: brokers, partitions, drain_brokers)." % unknown[0])
+        brokers = data.get("brokers")
+        partitions = data.get("partitions")
+        if not isinstance(brokers, list) or not brokers:
+            raise ModelError("The cluster model needs a non-empty list 'brokers'.")
+        if not isinstance(partitions, list):
+            raise ModelError("The cluster model needs a list 'partitions'.")
+        model = cls()
+        model._add_brokers(brokers)
+        model._add_partitions(partitions)
+        for value in list(data.get("drain_brokers") or []) + list(drain_brokers or []):
+            bid = _broker_id(value, "drain_brokers entry")
+            if bid not in model.broker_index:
+                raise ModelError("drain_brokers names broker %d, which is not in the cluster model." % bid)
+            model.drained.add(model.broker_index[bid])
+        return model
+
+    def _add_brokers(self, brokers):
+        with_rack = []
+        for i, broker in enumerate(brokers):
+            if not isinstance(broker, dict) or "id" not in broker:
+                raise ModelError("brokers[%d] must be a mapping with an 'id'." % i)
+            bid = _broker_id(broker["id"], "brokers[%d].id" % i)
+            if bid in self.broker_index:
+                raise ModelError("Broker %d is listed twice in the cluster model." % bid)
+            unknown = sorted(set(broker) - {"id", "rack", "capacity", "host"})
+            if unknown:
+                raise ModelError("Broker %d has unknown key %r (known: id, rack, capacity)." % (bid, unknown[0]))
+            rack = broker.get("rack")
+            if rack is not None and (not isinstance(rack, (str, int)) or isinstance(rack, bool) or str(rack) == ""):
+                raise ModelError("Broker %d has rack %r; a rack must be a non-empty string." % (bid, rack))
+            capacity = broker.get("capacity") or {}
+            if not isinstance(capacity, dict):
+                raise ModelError("Broker %d capacity must be a mapping of resource to a number." % bid)
+            for resource in capacity:
+                if resource not in CAPACITY_RESOURCES:
+                    raise ModelError("Broker %d capacity has unknown resource %r (known: %s)." % (bid, resource, ", ".join(CAPACITY_RESOURCES)))
+            self.broker_index[bid] = len(self.broker_ids)
+            self.broker_ids.append(bid)
+            self.racks.append(None if rack is None else str(rack))
+            with_rack.append(rack is not None)
+            for resource in CAPACITY_RESOURCES:
+                value = capacity.get(resource)
+                if value is not None:
+                    value = _number(value, "Broker %d capacity %s" % (bid, resource))
+                    if value == 0:
+                        raise ModelError("Broker %d capacity %s must be > 0." % (bid, resource))
+                self.capacity[resource].append(value)
+        if any(with_rack) and not all(with_rack):
+            missing = self.broker_ids[with_rack.index(False)]
+            raise ModelError("Broker %d has no rack while other brokers have one; give every broker a rack, or none." % missing)
+
+    def _add_partitions(self, partitions):
+        seen = set()
+        for i, part in enumerate(partitions):
+            if not isinstance(part, dict):
+                raise ModelError("partitions[%d] must be a mapping." % i)
+            topic = part.get("topic")
+            if not isinstance(topic, str) or not topic:
+                raise ModelError("partitions[%d] needs a 'topic' name." % i)
+            number = part.get("partition")
+            if isinstance(number, bool) or not isinstance(number, int) or number < 0:
+                raise ModelError("partitions[%d] (topic %s) needs a 'partition' number >= 0, got %r." % (i, topic, number))
+            name = partition_name(topic, number)
+            if (topic, number) in seen:
+                raise ModelError("Partition %s is listed twice in the cluster model." % name)
+            seen.add((topic, number))
+            unknown = sorted(set(part) - {"topic", "partition", "replicas", "leader", "size", "nw_in", "nw_out"})
+            if unknown:
+                raise ModelError("Partition %s has unknown key %r (known: replicas, leader, size, nw_in, nw_out)." % (name, unknown[0]))
+            replicas = part.get("replicas")
+            if not isinstance(replicas, list) or not replicas:
+                raise ModelError("Partition %s needs a non-empty list 'replicas'." % name)
+            indexed = []
+            for value in replicas:
+                bid = _broker_id(value, "Partition %s replica" % name)
+                if bid not in self.broker_index:
+                    raise ModelError("Partition %s has a replica on broker %d, which is not in the cluster model." % (name, bid))
+                b = self.broker_index[bid]
+                if b in indexed:
+                    raise ModelError("Partition %s lists broker %d twice in its replicas." % (name, bid))
+                indexed.append(b)
+            if len(indexed) > len(self.broker_ids):
+                raise ModelError("Partition %s has %d replicas but the cluster has only %d brokers." % (name, len(indexed), len(self.broker_ids)))
+            leader = part.get("leader")
+            if leader is None:
+                lead = indexed[0]
+            else:
+                bid = _broker_id(leader, "Partition %s leader" % name)
+                if bid not in self.broker_index or self.broker_index[bid] not in indexed:
+                    raise ModelError("Partition %s has leader %d, which is not one of its replicas %s." % (name, bid, replicas))
+                lead = self.broker_index[bid]
+            loads = []
+            for key in PARTITION_LOADS:
+                if key not in part or part[key] is None:
+                    raise ModelError("Partition %s has no '%s' (bytes%s); every partition needs size, nw_in and nw_out." % (
+                        name, key, "" if key == "size" else "/s"))
+                loads.append(float(_number(part[key], "Partition %s %s" % (name, key))))
+            t = self.topic_index.get(topic)
+            if t is None:
+                t = self.topic_index[topic] = len(self.topics)
+                self.topics.append(topic)
+            self.p_topic.append(t)
+            self.p_number.append(number)
+            self.replicas.append(indexed)
+            self.leader.append(lead)
+            self.size.append(loads[0])
+            self.nw_in.append(loads[1])
+            self.nw_out.append(loads[2])
+
+    def to_dict(self, replicas=None, leader=None):
+        """The model as a dict again (docs/rebalance.md), optionally with another assignment."""
+        replicas = self.replicas if replicas is None else replicas
+        leader = self.leader if leader is None else leader
+        ids = self.broker_ids
+        brokers = []
+        for b, bid in enumerate(ids):
+            broker = {"id": bid}
+            if self.racks[b] is not None:
+                broker["rack"] = self.racks[b]
+            capacity = {r: self.capacity[r][b] for r in CAPACITY_RESOURCES if self.capacity[r][b] is not None}
+            if capacity:
+                broker["capacity"] = capacity
+            brokers.append(broker)
+        partitions = []
+        for p in range(self.n_partitions):
+            partitions.append({
+                "topic": self.topics[self.p_topic[p]], "partition": self.p_number[p],
+                "replicas": [ids[b] for b in replicas[p]], "leader": ids[leader[p]],
+                "size": self.size[p], "nw_in": self.nw_in[p], "nw_out": self.nw_out[p],
+            })
+        data = {"brokers": brokers, "partitions": partitions}
+        if self.drained:
+            data["drain_brokers"] = sorted(ids[b] for b in self.drained)
+        return data
+
+
+def load_model_file(path):
+    """Read a cluster model from a JSON or YAML file (YAML is a superset, but JSON is much faster)."""
+    try:
+        with open(path, "rb") as handle:
+            text = handle.read().decode("utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ModelError("Cannot read the cluster model file %s: %s." % (path, getattr(e, "strerror", None) or e))
+    try:
+        return json.loads(text)
+    except ValueError:
+        pass
+    try:
+        import yaml  # PyYAML ships with ansible-core, so it is there wherever the module runs.
+    except ImportError:
+        raise ModelError("The cluster model file %s is not JSON, and PyYAML is not installed to read it as YAML." % path)
+    try:
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        return yaml.load(text, Loader=loader)
+    except yaml.YAMLError as e:
+        raise ModelError("The cluster model file %s is neither valid JSON nor valid YAML: %s." % (path, str(e).replace("\n", " ")))

@@ -1,0 +1,141 @@
+# Copyright: streamops.day2 contributors
+# Apache License 2.0 (see LICENSE)
+"""Planning end to end: model in, Kafka reassignment plan and summary out.
+
+The plan is exactly what ``kafka-reassign-partitions.sh --execute`` reads: only the partitions
+whose replica list changes, each with its preferred leader first.  Both the module and the filter
+call :func:`plan_rebalance`; every bad input surfaces as :class:`ModelError` with one sentence.
+"""
+
+from __future__ import annotations
+
+import time
+
+from ansible_collections.streamops.day2.plugins.module_utils.rebalance.constraints import Constraints
+from ansible_collections.streamops.day2.plugins.module_utils.rebalance.goals import build_goals
+from ansible_collections.streamops.day2.plugins.module_utils.rebalance.loads import ClusterState, broker_loads
+from ansible_collections.streamops.day2.plugins.module_utils.rebalance.model import ClusterModel, ModelError
+from ansible_collections.streamops.day2.plugins.module_utils.rebalance.optimiser import Budget, HillClimber
+from ansible_collections.streamops.day2.plugins.module_utils.rebalance.summary import resource_summary
+
+DEFAULT_TIME_LIMIT = 60.0
+DEFAULT_CAPACITY_THRESHOLD = 0.8
+
+
+def final_replicas(replicas, leader):
+    """Replica list with the leader first and the others in their current order."""
+    return [leader] + [b for b in replicas if b != leader]
+
+
+def reassignment(model, replicas, leader):
+    """Kafka reassignment JSON for the partitions whose (leader-first) replica list changes."""
+    ids = model.broker_ids
+    out = []
+    for p in range(model.n_partitions):
+        new = final_replicas(replicas[p], leader[p])
+        if new != model.replicas[p]:
+            out.append({"topic": model.topics[model.p_topic[p]], "partition": model.p_number[p],
+                        "replicas": [ids[b] for b in new]})
+    out.sort(key=lambda e: (e["topic"], e["partition"]))
+    return {"version": 1, "partitions": out}
+
+
+def _check_time_limit(time_limit):
+    if isinstance(time_limit, bool) or not isinstance(time_limit, (int, float)) or time_limit <= 0:
+        raise ModelError("time_limit must be a number of seconds > 0, got %r." % (time_limit,))
+    return float(time_limit)
+
+
+def _movable(model, excluded_topics):
+    excluded = set()
+    warnings = []
+    for topic in excluded_topics or []:
+        if not isinstance(topic, str):
+            raise ModelError("excluded_topics must be topic names, got %r." % (topic,))
+        if topic in model.topic_index:
+            excluded.add(model.topic_index[topic])
+        else:
+            warnings.append("Excluded topic %s is not in the cluster model." % topic)
+    return [t not in excluded for t in model.p_topic], warnings
+
+
+class Planner:
+    """One planning run; keeps the state, goals and search for callers that want to look inside
+    (tests, benchmarks).  Most callers want :func:`plan_rebalance`."""
+
+    def __init__(self, model, goal_weights=None, custom_goals=None, max_moves=None, max_bytes=None,
+                 max_leader_moves=None, drain_brokers=None, excluded_topics=None,
+                 capacity_threshold=DEFAULT_CAPACITY_THRESHOLD, time_limit=DEFAULT_TIME_LIMIT, seed=0, settings=None):
+        self.started = time.perf_counter()
+        if isinstance(model, ClusterModel):
+            if drain_brokers:
+                raise ModelError("Give drain_brokers with the model dict, not with an already built ClusterModel.")
+            self.model = model
+        else:
+            self.model = ClusterModel.from_dict(model, drain_brokers=drain_brokers)
+        self.budget = Budget(max_moves, max_bytes, max_leader_moves)
+        self.time_limit = _check_time_limit(time_limit)
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+            raise ModelError("seed must be an integer, got %r." % (seed,))
+        self.seed = seed
+        movable, self.warnings = _movable(self.model, excluded_topics)
+        self.goals = build_goals(goal_weights, custom_goals)
+        self.state = ClusterState(self.model, movable)
+        for goal, _ in self.goals:
+            try:
+                goal.bind(self.state)
+            except ModelError:
+                raise
+            except Exception as e:  # a custom goal's bug must not become a traceback
+                raise ModelError("Goal %s failed to start: %s: %s." % (goal.name, type(e).__name__, e))
+        vetoes = [goal.allows for goal, _ in self.goals if callable(getattr(goal, "allows", None))]
+        self.constraints = Constraints(self.state, capacity_threshold, vetoes)
+        self.constraints.check_feasible()
+        self.search = HillClimber(self.state, self.goals, self.constraints, self.budget,
+                                  self.time_limit, seed, settings)
+
+    def goal_costs(self):
+        return {goal.name: weight * goal.cost() for goal, weight in self.goals}
+
+    def run(self):
+        model, state = self.model, self.state
+        before = [list(load) for load in state.load]
+        costs_before = self.goal_costs()
+        try:
+            self.search.run()
+        except ModelError:
+            raise
+        except (ArithmeticError, LookupError, TypeError, ValueError, AttributeError) as e:
+            # Only a custom goal can get here (the built-ins are tested); name the culprit.
+            raise ModelError("A goal failed during the search: %s: %s." % (type(e).__name__, e))
+        violations = self.constraints.violations()
+        if violations:
+            raise ModelError("The planner could not satisfy every hard constraint: %s" % violations[0])
+        # Recompute from scratch: the incremental sums carry float drift, the summary should not.
+        after = broker_loads(model, state.replicas, state.leader)
+        moves, moved, leader_changes = state.recount()
+        costs_after = self.goal_costs()
+        plan = reassignment(model, state.replicas, state.leader)
+        summary = resource_summary(before, after, range(model.n_brokers), state.active)
+        summary.update({
+            "replica_moves": moves,
+            "leader_changes": leader_changes,
+            "bytes_to_move": int(round(moved)),
+            "partitions_changed": len(plan["partitions"]),
+            "run_time": round(time.perf_counter() - self.started, 3),
+            "stop_reason": self.search.stop_reason,
+            "actions_evaluated": self.search.evaluated,
+            "goals": {name: {"before": round(costs_before[name], 9), "after": round(costs_after[name], 9)}
+                      for name in costs_before},
+        })
+        return {"plan": plan, "summary": summary, "warnings": self.warnings}
+
+
+def plan_rebalance(model, **options):
+    """Plan a rebalance of ``model`` (a dict in the cluster-model format, or a ClusterModel).
+
+    Options: goal_weights, custom_goals, max_moves, max_bytes, max_leader_moves, drain_brokers,
+    excluded_topics, capacity_threshold, time_limit, seed.  Returns {plan, summary, warnings}.
+    Raises ModelError with one sentence for any bad input or unsatisfiable constraint.
+    """
+    return Planner(model, **options).run()
