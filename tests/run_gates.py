@@ -14,6 +14,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
@@ -21,7 +22,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILD = ROOT / ".build"
-SANITY_TREE = BUILD / "sanity" / "ansible_collections" / "streamops" / "day2"
+# ansible-test ignores a collection whose path has a hidden folder in it, so not under .build.
+SANITY_TREE = Path(tempfile.gettempdir()) / ("streamops-sanity-%d" % os.getuid()) / "ansible_collections" / "streamops" / "day2"
+GET_PIP_CACHE = Path.home() / ".ansible" / "test" / "cache"
 
 
 @dataclass
@@ -57,6 +60,10 @@ def sanity():
             dst = SANITY_TREE / name
             dst.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dst)
+    # ansible-test bootstraps pip in its virtualenvs with a script from a host we cannot reach.
+    pip_version = _ansible_test_pip_version()
+    GET_PIP_CACHE.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(ROOT / "tests" / "sanity" / "get_pip.py", GET_PIP_CACHE / ("get_pip_%s.py" % pip_version.replace(".", "_")))
     py = "%d.%d" % sys.version_info[:2]
     code, out = run(["ansible-test", "sanity", "--venv", "--python", py, "--color", "no"], cwd=SANITY_TREE)
     ran = set(re.findall(r'Running sanity test "([\w-]+)"', out))
@@ -64,6 +71,12 @@ def sanity():
     failed_match = re.search(r"The (\d+) sanity test\(s\) listed below \(out of (\d+)\) failed", out)
     failed = int(failed_match.group(1)) if failed_match else (1 if code else 0)
     return Outcome("sanity", passed=max(len(ran) - failed, 0), failed=failed, skipped=len(skipped))
+
+
+def _ansible_test_pip_version():
+    from ansible_test._internal import python_requirements
+    source = Path(python_requirements.__file__).read_text()
+    return re.search(r"pip='([\d.]+)'", source).group(1)
 
 
 def lint():

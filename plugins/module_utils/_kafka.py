@@ -1,5 +1,5 @@
 # Copyright: streamops.day2 contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The one Kafka connection helper every Kafka module uses (private: may change without notice).
 
 confluent-kafka (librdkafka) is the client for data-path and most admin calls: it is fast and

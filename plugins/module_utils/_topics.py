@@ -1,5 +1,5 @@
 # Copyright: streamops.day2 contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Pure logic of kafka_topic: what must change to go from the current topic to the asked one.
 
 Kept free of any Kafka client so it is unit-tested without brokers.

@@ -1,6 +1,6 @@
 #!/usr/bin/python
 # Copyright: streamops.day2 contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ description:
   - Partitions can only be added. Replication factor and replica placement are set at creation;
     to move replicas of an existing topic use M(streamops.day2.kafka_reassignment).
 author:
-  - streamops.day2 engineers
+  - streamops.day2 engineers (@streamops)
 extends_documentation_fragment:
   - streamops.day2._kafka
   - streamops.day2._attributes
@@ -59,7 +59,7 @@ options:
     elements: list
   config:
     description:
-      - Topic configuration entries to set, for example V({retention.ms: 86400000, cleanup.policy: compact}).
+      - 'Topic configuration entries to set, for example V({"retention.ms": 86400000, "cleanup.policy": "compact"}).'
       - Values are compared as the strings Kafka stores for the topic (its topic-level overrides).
       - A value of V(null) removes the topic-level override, so the key follows the broker's setting again.
       - Keys not listed are left alone.
@@ -147,11 +147,7 @@ diff:
 import time
 
 from ansible_collections.streamops.day2.plugins.module_utils._kafka import KafkaError, KafkaModule
-from ansible_collections.streamops.day2.plugins.module_utils._topics import (
-    TopicChange,
-    normalize_config,
-    plan_topic_change,
-)
+from ansible_collections.streamops.day2.plugins.module_utils._topics import normalize_config, plan_topic_change
 
 try:
     from confluent_kafka import KafkaException
