@@ -208,6 +208,8 @@ class KafkaModule(AnsibleModule):
             result = work(self)
         except KafkaError as e:
             self.fail_json(msg=str(e))
+        except Exception as e:  # a bug of ours or a library surprise: one line, the traceback kept apart
+            self.fail_json(msg="Unexpected error: %s" % error_text(e), exception=traceback.format_exc())
         self.exit_json(**result)
 
     def close(self):

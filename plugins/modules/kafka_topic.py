@@ -150,7 +150,6 @@ from ansible_collections.streamops.day2.plugins.module_utils._kafka import Kafka
 from ansible_collections.streamops.day2.plugins.module_utils._topics import normalize_config, plan_topic_change
 
 try:
-    from confluent_kafka import KafkaException
     from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, ConfigSource, NewPartitions, NewTopic
 except ImportError:
     pass  # reported by KafkaModule through missing_required_lib
@@ -191,12 +190,13 @@ def apply_change(kafka, change, params):
         return
     if change.create:
         kafka.wait_for(kafka.admin.create_topics([new_topic(change)], operation_timeout=kafka.timeout)[name])
-        wait_until(kafka, params, lambda t: t is not None and t.partitions == change.after["partitions"])
+        wait_until(kafka, params, lambda t: t is not None and t["partitions"] == change.after["partitions"])
         return
     if change.add_partitions:
-        grow = NewPartitions(name, change.after["partitions"], replica_assignment=change.new_partition_replicas or None)
+        placement = dict(replica_assignment=change.new_partition_replicas) if change.new_partition_replicas else {}
+        grow = NewPartitions(name, change.after["partitions"], **placement)
         kafka.wait_for(kafka.admin.create_partitions([grow], operation_timeout=kafka.timeout)[name])
-        wait_until(kafka, params, lambda t: t is not None and t.partitions == change.after["partitions"])
+        wait_until(kafka, params, lambda t: t is not None and t["partitions"] == change.after["partitions"])
     if change.config_updates:
         resource = ConfigResource(ConfigResource.Type.TOPIC, name, incremental_configs=config_entries(change))
         kafka.wait_for(kafka.admin.incremental_alter_configs([resource])[resource])
@@ -206,7 +206,9 @@ def new_topic(change):
     after = change.after
     config = {k: v for k, v in after["config"].items() if v is not None}
     if change.new_partition_replicas:
-        return NewTopic(after["name"], replica_assignment=change.new_partition_replicas, config=config)
+        # librdkafka wants the partition count to match the assignment (and no replication factor).
+        return NewTopic(after["name"], num_partitions=len(change.new_partition_replicas),
+                        replica_assignment=change.new_partition_replicas, config=config)
     return NewTopic(after["name"], num_partitions=after["partitions"],
                     replication_factor=after["replication_factor"] or -1, config=config)
 
@@ -278,10 +280,7 @@ def main():
         ),
         supports_check_mode=True,
     )
-    try:
-        kafka.run(run)
-    except KafkaException as e:  # anything the helper did not already phrase
-        kafka.fail_json(msg="Kafka refused the request for topic %s: %s" % (kafka.params["name"], e))
+    kafka.run(run)
 
 
 if __name__ == "__main__":
