@@ -1,5 +1,5 @@
 # Copyright: streamops.day2 contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The bundled rebalance planner: a cluster model, weighted goals and a hill-climbing optimiser.
 
 Pure Python, no service and no third-party library needed, so the same engine runs in the

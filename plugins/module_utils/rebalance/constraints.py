@@ -1,5 +1,5 @@
 # Copyright: streamops.day2 contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Hard constraints: what no accepted action may ever break.
 
 - replication factor kept and replicas on distinct brokers: by construction of every action;

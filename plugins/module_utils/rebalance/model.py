@@ -1,5 +1,5 @@
 # Copyright: streamops.day2 contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The cluster model (docs/rebalance.md): brokers, partitions and their loads, validated.
 
 Everything is turned into flat lists indexed by broker position and partition position, because

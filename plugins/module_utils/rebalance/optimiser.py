@@ -1,5 +1,5 @@
 # Copyright: streamops.day2 contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The hill climber: repair what must change, then take the best improving action until none is left.
 
 1. Repair (forced, in this order): replicas on drained brokers, partitions breaking rack
@@ -12,7 +12,14 @@
 3. Plateau: when no source offers a single improving action, try swaps (a replica each way
    between a loaded and a light broker), then larger samples; stop when those find nothing too.
 
-Every delta is O(1) in the size of the cluster, so a step costs the same on 12 brokers as on 200.
+Speed: the built-in goals are evaluated *fused*.  Each resource-balance goal's delta is
+``v * (G[dst] - G[src]) + v^2 * (K[dst] + K[src])`` with per-broker factors K (weight / target^2 /
+brokers) and gradients G (2 K (load - target)), so for one src/dst pair a candidate costs a few
+multiplications, and no Action object is built until a candidate beats the best so far.  Custom
+goals are called through their ``delta(action)`` for every candidate.  Tests check the fused
+numbers against the goals' own ``delta`` (and those against full recomputation).  numpy would not
+help here: the search is a long chain of small dependent steps, not a few large array operations.
+
 The random generator is seeded, so a seed gives the same plan (unless the time limit cuts in).
 """
 
@@ -22,7 +29,10 @@ import heapq
 import random
 import time
 
-from ansible_collections.streamops.day2.plugins.module_utils.rebalance.goals import Goal, ResourceBalanceGoal
+from ansible_collections.streamops.day2.plugins.module_utils.rebalance.goals import (
+    Goal, LeaderChangeGoal, MovementGoal, ResourceBalanceGoal, TopicSpreadGoal,
+)
+from ansible_collections.streamops.day2.plugins.module_utils.rebalance.loads import LEADER, MOVE, SWAP
 from ansible_collections.streamops.day2.plugins.module_utils.rebalance.model import RESOURCES, ModelError
 
 # An action must lower the cost by more than this to count (guards against float noise cycles).
@@ -61,39 +71,92 @@ class Budget:
 class SearchSettings:
     """Knobs of the search; the defaults suit clusters from a handful to hundreds of brokers."""
 
-    replica_sample = 12        # replicas of a source tried per step
-    leader_sample = 12         # partitions led by a source tried per step
+    replica_sample = 16        # replicas of a source tried per step
+    leader_sample = 16         # partitions led by a source tried per step
     destinations = 6           # lightest brokers (for the source's resource) tried per step
-    extra_destinations = 3     # plus the lightest overall and random ones, for variety
-    swap_sample = 8            # replicas on each side tried per swap attempt
-    swap_sources = 4
+    swap_sample = 12           # replicas on each side tried per swap attempt
+    swap_sources = 6
     rest_steps = 25            # a source that offered nothing is skipped for this many accepted actions
     max_escalations = 2        # how often the samples double before the search gives up
 
 
 class HillClimber:
 
-    def __init__(self, state, goals, constraints, budget=None, time_limit=60.0, seed=0, settings=None):
+    def __init__(self, state, goals, constraints, budget=None, time_limit=60.0, seed=0, settings=None, verify=False):
         self.state = state
         self.goals = goals
         self.constraints = constraints
         self.budget = budget or Budget()
+        self.budget_limited = self.budget.limited
         self.time_limit = time_limit
         self.rng = random.Random(seed)
         self.settings = settings or SearchSettings()
+        self.verify = verify
         self.weighted = [(goal.delta, weight) for goal, weight in goals]
         # Only goals that keep their own aggregates need to hear about accepted actions.
         self.listeners = [goal.applied for goal, _ in goals if type(goal).applied is not Goal.applied]
         self.balance = [(goal, weight) for goal, weight in goals if isinstance(goal, ResourceBalanceGoal)]
+        self._fuse(goals)
+        self.rack_members = None
+        if constraints.rack is not None:
+            self.rack_members = {}
+            for b in state.active:
+                self.rack_members.setdefault(constraints.rack[b], []).append(b)
         self.accepted = 0
         self.evaluated = 0
         self.swaps = 0
         self.stop_reason = None
         self.deadline = None
 
+    # -- fused evaluation of the built-in goals ------------------------------------------------
+
+    def _fuse(self, goals):
+        n = self.state.model.n_brokers
+        self.K = [[0.0] * n for _ in RESOURCES]
+        self.T = [[0.0] * n for _ in RESOURCES]
+        self.G = [[0.0] * n for _ in RESOURCES]
+        self.dev = [[0.0] * n for _ in RESOURCES]
+        self.dev_weight = [0.0] * len(RESOURCES)
+        self.pressure = [0.0] * n
+        self.topic = None
+        self.w_topic = self.w_byte = self.w_move = self.w_lead = 0.0
+        self.custom = []
+        for goal, weight in goals:
+            kind = type(goal)
+            if kind is ResourceBalanceGoal:
+                self.K[goal.r] = [weight * k for k in goal.k]
+                self.T[goal.r] = goal.target
+                self.dev_weight[goal.r] = weight
+            elif kind is TopicSpreadGoal:
+                self.topic, self.w_topic = goal, weight * goal.scale
+            elif kind is MovementGoal:
+                self.w_byte, self.w_move = weight * goal.per_byte, weight * goal.per_move
+            elif kind is LeaderChangeGoal:
+                self.w_lead = weight * goal.scale
+            else:
+                self.custom.append((goal.delta, weight))
+        self.resources = [r for r in range(len(RESOURCES)) if self.dev_weight[r] > 0 and any(self.K[r])]
+        for b in range(n):
+            self._refresh(b)
+
+    def _refresh(self, b):
+        load = self.state.load
+        for r in range(len(RESOURCES)):
+            k, target = self.K[r][b], self.T[r][b]
+            self.G[r][b] = 2.0 * k * (load[r][b] - target)
+            self.dev[r][b] = (load[r][b] - target) / target if target else 0.0
+        self.pressure[b] = sum(self.dev_weight[r] * self.dev[r][b] for r in range(len(RESOURCES)))
+
+    def _custom_delta(self, action):
+        total = 0.0
+        for fn, weight in self.custom:
+            total += weight * fn(action)
+        return total
+
     # -- basics --------------------------------------------------------------------------------
 
     def delta(self, action):
+        """Weighted delta of every goal through its own delta() (the reference for the fused path)."""
         total = 0.0
         for fn, weight in self.weighted:
             total += weight * fn(action)
@@ -106,6 +169,8 @@ class HillClimber:
         self.state.apply(action)
         for listener in self.listeners:
             listener(action)
+        self._refresh(action.src)
+        self._refresh(action.dst)
         self.accepted += 1
 
     def _admissible(self, action):
@@ -118,27 +183,17 @@ class HillClimber:
 
     def run(self):
         self.deadline = time.perf_counter() + self.time_limit
-        self.budget_limited = self.budget.limited
         self.repair()
         self.climb()
         return self
 
     # -- repair ----------------------------------------------------------------------------------
 
-    def _pressure_order(self):
-        """Active brokers, lightest first by their weighted deviation over all resources."""
-        balance = self.balance
-
-        def pressure(b):
-            return sum(weight * goal.deviation(b) for goal, weight in balance)
-        return sorted(self.state.active, key=pressure)
-
     def _relocate(self, p, src, why, allowed=None):
         """Move p's replica off src to the admissible broker where the cost rises least."""
         state = self.state
         best, best_delta = None, None
-        order = self._pressure_order()
-        for d in order:
+        for d in state.active:
             if d in state.replicas[p] or (allowed is not None and not allowed(d)):
                 continue
             action = state.move(p, src, d)
@@ -185,45 +240,44 @@ class HillClimber:
                 raise ModelError("The forced moves alone (draining, rack awareness, capacity) need %s=%d, more than the "
                                  "budget of %d." % (name, used, limit))
 
-    # -- climb -----------------------------------------------------------------------------------
+    # -- candidates --------------------------------------------------------------------------------
 
     def _sources(self, deep=False):
-        """(score, goal index, broker) of the most loaded brokers, most urgent first.
+        """(score, resource, broker) of the most loaded brokers, most urgent first.
 
         The quick list holds each resource's most loaded broker; the deep list every broker above
         target for every resource (used when the quick ones have nothing to offer).
         """
         active = self.state.active
         out = []
-        for gi, (goal, weight) in enumerate(self.balance):
-            dev = goal.deviation
+        for r in self.resources:
+            dev, weight = self.dev[r], self.dev_weight[r]
             if deep:
-                for b in active:
-                    score = weight * dev(b)
-                    if score > 0:
-                        out.append((score, gi, b))
+                out.extend((weight * dev[b], r, b) for b in active if dev[b] > 0)
             else:
-                b = max(active, key=dev)
-                score = weight * dev(b)
-                if score > 0:
-                    out.append((score, gi, b))
+                b = max(active, key=dev.__getitem__)
+                if dev[b] > 0:
+                    out.append((weight * dev[b], r, b))
         out.sort(reverse=True)
         return out
 
-    def _destinations(self, gi, src, count=None):
+    def _destinations(self, r, src, count=None):
+        """Brokers to try as receivers: the lightest for resource r overall and, with racks, the
+        lightest in src's own rack (with one replica per rack, a replica can only move within its
+        rack), the lightest overall, and one at random for variety."""
         settings = self.settings
-        goal = self.balance[gi][0]
         active = self.state.active
         count = count or settings.destinations
-        dsts = heapq.nsmallest(count + 1, active, key=goal.deviation)
-        balance = self.balance
-        overall = heapq.nsmallest(2, active, key=lambda b: sum(w * g.deviation(b) for g, w in balance))
-        dsts.extend(overall)
-        for _ in range(settings.extra_destinations - 1):
-            dsts.append(active[self.rng.randrange(len(active))])
+        key = self.dev[r].__getitem__
+        dsts = heapq.nsmallest(count + 1, active, key=key)
+        if self.rack_members is not None:
+            dsts.extend(heapq.nsmallest(count + 1, self.rack_members.get(self.constraints.rack[src], ()), key=key))
+        dsts.extend(heapq.nsmallest(2, active, key=self.pressure.__getitem__))
+        dsts.append(active[self.rng.randrange(len(active))])
         seen, out = set(), []
+        drained = self.constraints.drained
         for d in dsts:
-            if d != src and d not in seen and not self.constraints.drained[d]:
+            if d != src and d not in seen and not drained[d]:
                 seen.add(d)
                 out.append(d)
         return out
@@ -233,69 +287,218 @@ class HillClimber:
             return list(items)
         return self.rng.sample(items, k)
 
-    def _best_from(self, gi, src, scale=1):
-        """The best admissible action taking load off src, or None if none lowers the cost."""
-        state, settings = self.state, self.settings
-        replicas, leader = state.replicas, state.leader
-        delta, admissible = self.delta, self._admissible
-        best, best_delta = None, -EPSILON
-        evaluated = 0
+    def _consider(self, best, delta, action):
+        """Record action as the best so far if it is admissible (checked only for winners: cheap)."""
+        if self.custom:
+            delta += self._custom_delta(action)
+            if delta >= best[0]:
+                return
+        if self._admissible(action):
+            best[0] = delta
+            best[1] = action
+
+    def _topic_change(self, t, s, d):
+        # TopicSpreadGoal._one, inlined: change of the excess when a replica of t goes s -> d.
+        topic = self.topic
+        row, up, active = topic.count[t], topic.upper[t], topic.active
+        return (active[d] and row[d] >= up) - (active[s] and row[s] > up)
+
+    def _leader_moves(self, src, sample, winners):
+        state = self.state
+        replicas, lead_out, orig_leader = state.replicas, state.lead_out, state.orig_leader
+        G_out, K_out, G_ld, K_ld = self.G[1], self.K[1], self.G[4], self.K[4]
         drained = self.constraints.drained
-        for p in self._sample(state.led[src], settings.leader_sample * scale):
+        w_lead, custom = self.w_lead, self.custom
+        by_follower = {}
+        evaluated = 0
+        for p in sample:
+            lo = lead_out[p]
+            ol = orig_leader[p]
             for f in replicas[p]:
                 if f == src or drained[f]:
                     continue
-                action = state.leader_move(p, f)
-                if not admissible(action):
-                    continue
                 evaluated += 1
-                d = delta(action)
-                if d < best_delta:
-                    best, best_delta = action, d
-        dsts = self._destinations(gi, src)
-        for p in self._sample(state.hosted[src], settings.replica_sample * scale):
-            reps = replicas[p]
-            for dst in dsts:
-                if dst in reps:
-                    continue
-                action = state.move(p, src, dst)
-                if not admissible(action):
-                    continue
-                evaluated += 1
-                d = delta(action)
-                if d < best_delta:
-                    best, best_delta = action, d
+                delta = (lo * (G_out[f] - G_out[src] + lo * (K_out[f] + K_out[src]))
+                         + G_ld[f] - G_ld[src] + K_ld[f] + K_ld[src]
+                         + ((f != ol) - (src != ol)) * w_lead)
+                best = by_follower.get(f)
+                if best is None:
+                    best = by_follower[f] = [-EPSILON, None]
+                if delta < best[0] or custom:
+                    self._consider(best, delta, state.leader_move(p, f))
+        winners.extend(best for best in by_follower.values() if best[1] is not None)
         self.evaluated += evaluated
-        return best
+
+    def _replica_moves(self, src, dsts, sample, winners):
+        state, model = self.state, self.state.model
+        replicas, leader, lead_out = state.replicas, state.leader, state.lead_out
+        orig, orig_leader = state.orig_replicas, state.orig_leader
+        nw_in, size, p_topic = model.nw_in, model.size, model.p_topic
+        (G_in, G_out, G_dk, G_rp, G_ld), (K_in, K_out, K_dk, K_rp, K_ld) = self.G, self.K
+        rack, limit = self.constraints.rack, self.constraints.rack_limit
+        w_byte, w_move, w_lead, w_topic = self.w_byte, self.w_move, self.w_lead, self.w_topic
+        topic_change = self._topic_change if self.topic is not None and w_topic else None
+        custom = self.custom
+        rs = rack[src] if rack is not None else None
+        evaluated = 0
+        for d in dsts:
+            a_in, c_in = G_in[d] - G_in[src], K_in[d] + K_in[src]
+            a_out, c_out = G_out[d] - G_out[src], K_out[d] + K_out[src]
+            a_dk, c_dk = G_dk[d] - G_dk[src], K_dk[d] + K_dk[src]
+            one_replica = G_rp[d] - G_rp[src] + K_rp[d] + K_rp[src]
+            one_leader = G_ld[d] - G_ld[src] + K_ld[d] + K_ld[src]
+            rd = rack[d] if rack is not None else None
+            check_rack = rd != rs
+            best = [-EPSILON, None]
+            for p in sample:
+                reps = replicas[p]
+                if d in reps:
+                    continue
+                if check_rack:
+                    count = 0
+                    for b in reps:
+                        if rack[b] == rd:
+                            count += 1
+                    if count >= limit[p]:
+                        continue
+                evaluated += 1
+                vin, vsz = nw_in[p], size[p]
+                delta = vin * (a_in + vin * c_in) + vsz * (a_dk + vsz * c_dk) + one_replica
+                o = orig[p]
+                dm = (d not in o) - (src not in o)
+                if dm:
+                    delta += dm * (vsz * w_byte + w_move)
+                if leader[p] == src:
+                    lo = lead_out[p]
+                    ol = orig_leader[p]
+                    delta += lo * (a_out + lo * c_out) + one_leader + ((d != ol) - (src != ol)) * w_lead
+                if topic_change is not None:
+                    delta += w_topic * topic_change(p_topic[p], src, d)
+                if delta < best[0] or custom:
+                    self._consider(best, delta, state.move(p, src, d))
+            if best[1] is not None:
+                winners.append(best)
+        self.evaluated += evaluated
+
+    def _swaps(self, src, dst, mine, theirs, best):
+        state, model = self.state, self.state.model
+        replicas, leader, lead_out = state.replicas, state.leader, state.lead_out
+        orig, orig_leader = state.orig_replicas, state.orig_leader
+        nw_in, size, p_topic = model.nw_in, model.size, model.p_topic
+        (G_in, G_out, G_dk, G_rp, G_ld), (K_in, K_out, K_dk, K_rp, K_ld) = self.G, self.K
+        rack_ok = self.constraints.rack_ok
+        w_byte, w_move, w_lead, w_topic = self.w_byte, self.w_move, self.w_lead, self.w_topic
+        topic_change = self._topic_change if self.topic is not None and w_topic else None
+        custom = self.custom
+        a_in, c_in = G_in[dst] - G_in[src], K_in[dst] + K_in[src]
+        a_out, c_out = G_out[dst] - G_out[src], K_out[dst] + K_out[src]
+        a_dk, c_dk = G_dk[dst] - G_dk[src], K_dk[dst] + K_dk[src]
+        a_ld, c_ld = G_ld[dst] - G_ld[src], K_ld[dst] + K_ld[src]
+
+        def side(p, s, d):
+            # Amounts p takes from s to d, and its own movement / leader-change / topic terms.
+            o = orig[p]
+            dm = (d not in o) - (s not in o)
+            own = dm * (size[p] * w_byte + w_move)
+            spread = w_topic * topic_change(p_topic[p], s, d) if topic_change is not None else 0.0
+            if leader[p] == s:
+                ol = orig_leader[p]
+                own += ((d != ol) - (s != ol)) * w_lead
+                return nw_in[p], lead_out[p], size[p], 1, own, spread
+            return nw_in[p], 0.0, size[p], 0, own, spread
+
+        outgoing = [(p, side(p, src, dst)) for p in mine if dst not in replicas[p] and rack_ok(p, src, dst)]
+        incoming = [(q, side(q, dst, src)) for q in theirs if src not in replicas[q] and rack_ok(q, dst, src)]
+        evaluated = 0
+        for p, (pin, pout, pdk, pld, pown, pspread) in outgoing:
+            tp = p_topic[p]
+            for q, (qin, qout, qdk, qld, qown, qspread) in incoming:
+                evaluated += 1
+                vin, vout, vdk, vld = pin - qin, pout - qout, pdk - qdk, pld - qld
+                delta = (vin * (a_in + vin * c_in) + vout * (a_out + vout * c_out) + vdk * (a_dk + vdk * c_dk)
+                         + vld * (a_ld + vld * c_ld) + pown + qown)
+                # Replicas of one topic trading places leave its spread as it was.
+                if p_topic[q] != tp:
+                    delta += pspread + qspread
+                if delta < best[0] or custom:
+                    self._consider(best, delta, state.swap(p, src, q, dst))
+        self.evaluated += evaluated
+
+    def _winners_from(self, r, src, scale=1):
+        """Improving admissible actions taking load off src: the best one per receiving broker."""
+        state, settings = self.state, self.settings
+        winners = []
+        self._leader_moves(src, self._sample(state.led[src], settings.leader_sample * scale), winners)
+        self._replica_moves(src, self._destinations(r, src), self._sample(state.hosted[src], settings.replica_sample * scale), winners)
+        return winners
+
+    def _still_good(self, action):
+        """The same action rebuilt on the current state, if it is still valid, admissible and improving."""
+        state = self.state
+        p, src, dst = action.p, action.src, action.dst
+        if action.kind == LEADER:
+            if state.leader[p] != src:
+                return None
+            fresh = state.leader_move(p, dst)
+        else:
+            if p not in state.hosted_pos[src] or dst in state.replicas[p]:
+                return None
+            fresh = state.move(p, src, dst)
+        if not self._admissible(fresh) or self.delta(fresh) >= -EPSILON:
+            return None
+        return fresh
+
+    def _accept_winners(self, winners):
+        """Accept the best winner, then every other one that still improves once rebuilt.
+
+        One round of sampling then yields several actions (one per receiving broker), which is
+        what makes the search fast on big clusters; re-evaluating each on the updated state keeps
+        every accepted action a genuine improvement.
+        """
+        winners.sort(key=lambda w: w[0])
+        first = winners[0][1]
+        if self.verify:
+            self._check(first)
+        self.accept(first)
+        count = 1
+        for _, action in winners[1:]:
+            fresh = self._still_good(action)
+            if fresh is not None:
+                self.accept(fresh)
+                count += 1
+        return count
 
     def _best_swap(self, sources, scale=1):
         """The best admissible swap between a loaded source and a light broker, or None."""
         state, settings = self.state, self.settings
-        replicas = state.replicas
-        delta, admissible = self.delta, self._admissible
-        best, best_delta = None, -EPSILON
+        best = [-EPSILON, None]
         k = settings.swap_sample * scale
-        for _, gi, src in sources[:settings.swap_sources]:
+        for _, r, src in sources[:settings.swap_sources]:
             mine = self._sample(state.hosted[src], k)
-            for dst in self._destinations(gi, src, count=2)[:4]:
-                theirs = self._sample(state.hosted[dst], k)
-                for p in mine:
-                    if dst in replicas[p]:
-                        continue
-                    for q in theirs:
-                        if src in replicas[q]:
-                            continue
-                        action = state.swap(p, src, q, dst)
-                        if not admissible(action):
-                            continue
-                        self.evaluated += 1
-                        d = delta(action)
-                        if d < best_delta:
-                            best, best_delta = action, d
-        return best
+            for dst in self._destinations(r, src, count=2)[:4]:
+                self._swaps(src, dst, mine, self._sample(state.hosted[dst], k), best)
+        return best[1]
+
+    def _check(self, action):
+        # Test hook: the fused delta of the chosen action must equal the goals' own deltas.
+        expected = self.delta(action)
+        winners = []
+        if action.kind == LEADER:
+            self._leader_moves(action.src, [action.p], winners)
+        elif action.kind == MOVE:
+            self._replica_moves(action.src, [action.dst], [action.p], winners)
+        else:
+            best = [1e300, None]
+            self._swaps(action.src, action.dst, [action.p], [action.q], best)
+            winners = [best]
+        fused = [d for d, a in winners if a is not None and a.p == action.p and a.dst == action.dst and a.kind == action.kind]
+        if not fused or abs(fused[0] - expected) > 1e-9 * max(1e-6, abs(expected)):
+            raise AssertionError("fused delta %r != goals' delta %r for %r" % (fused, expected, action))
+
+    # -- climb -----------------------------------------------------------------------------------
 
     def climb(self):
-        if not self.balance and not self.goals:
+        if not self.goals:
             self.stop_reason = "no goals"
             return
         settings = self.settings
@@ -305,28 +508,32 @@ class HillClimber:
             if self.out_of_time():
                 self.stop_reason = "time limit"
                 return
-            found = None
+            winners = None
             for deep in (False, True):
-                for _, gi, src in self._sources(deep):
-                    key = (gi, src)
+                for _, r, src in self._sources(deep):
+                    key = (r, src)
                     since = resting.get(key)
                     if since is not None and self.accepted - since < settings.rest_steps:
                         continue
-                    found = self._best_from(gi, src, scale)
-                    if found is not None:
+                    winners = self._winners_from(r, src, scale)
+                    if winners:
                         break
                     resting[key] = self.accepted
                     if self.out_of_time():
                         break
-                if found is not None or self.out_of_time():
+                if winners or self.out_of_time():
                     break
-            if found is None and not self.out_of_time():
+            if winners:
+                self._accept_winners(winners)
+                continue
+            if not self.out_of_time():
                 found = self._best_swap(self._sources(deep=True), scale)
                 if found is not None:
                     self.swaps += 1
-            if found is not None:
-                self.accept(found)
-                continue
+                    if self.verify:
+                        self._check(found)
+                    self.accept(found)
+                    continue
             if self.out_of_time():
                 continue
             if escalations < settings.max_escalations:

@@ -1,5 +1,5 @@
 # Copyright: streamops.day2 contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Planning end to end: model in, Kafka reassignment plan and summary out.
 
 The plan is exactly what ``kafka-reassign-partitions.sh --execute`` reads: only the partitions

@@ -1,5 +1,5 @@
 # Copyright: streamops.day2 contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Before/after figures of a plan (docs/rebalance.md, "Summary")."""
 
 from __future__ import annotations

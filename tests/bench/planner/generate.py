@@ -88,8 +88,9 @@ def generate(brokers=12, partitions=700, rf=3, racks=3, new_brokers=1, drain=0, 
         n = min(n, partitions - total) if partitions - total < n else n
         topics.append(n)
         total += n
-    order = list(range(len(topics)))
-    rng.shuffle(order)
+    # Zipf traffic by rank; busy topics tend to be the ones with many partitions (operators size
+    # partition counts to traffic), with noise so that some small topics are busy too.
+    order = sorted(range(len(topics)), key=lambda t: -topics[t] * rng.lognormvariate(0, 1.0))
     rank = {t: i + 1 for i, t in enumerate(order)}
     topic_rate = [1.0 / rank[t] ** 1.1 for t in range(len(topics))]
     scale_rate = sum(topic_rate)
