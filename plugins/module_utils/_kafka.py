@@ -10,6 +10,7 @@ same options so a module never builds a client by hand.
 
 from __future__ import annotations
 
+import concurrent.futures
 import copy
 import traceback
 
@@ -201,6 +202,8 @@ class KafkaModule(AnsibleModule):
             return future.result(timeout=self.timeout)
         except confluent_kafka.KafkaException as e:
             raise KafkaError(error_text(e))
+        except concurrent.futures.TimeoutError:
+            raise KafkaError(self.unreachable_message("no answer from the brokers"))
 
     def run(self, work):
         """Call work(self) and exit with its result dict; KafkaError becomes fail_json."""
