@@ -1,0 +1,148 @@
+"""The per group / topic / partition result of kafka_lag_info, built from raw samples."""
+
+from ansible_collections.streamops.day2.plugins.module_utils._lag.report import (
+    Group, Member, Options, Sample, build_report, group_partitions, summarise, wanted_reads)
+
+T0 = 1_700_000_000.0
+
+
+def samples(*rows, interval=2.0):
+    """rows: (committed {group: {(t, p): offset}}, log_end {(t, p): offset}) oldest first."""
+    return [Sample(at=T0 + i * interval, committed=c, log_end=e) for i, (c, e) in enumerate(rows)]
+
+
+def one(group, window, counts, times=None, **options):
+    return build_report([group], window, counts, times or {}, Options(**options))[0]
+
+
+def member(client="c1", assignment=()):
+    return Member(member_id=client + "-id", client_id=client, host="/10.0.0.1", assignment=list(assignment))
+
+
+def test_lag_per_partition_with_totals_and_maxima_per_topic_and_group():
+    group = Group("app", "Stable", members=[member("c1", [("a", 0), ("a", 1)]), member("c2", [("b", 0)])])
+    window = samples(({"app": {("a", 0): 10, ("a", 1): 50, ("b", 0): 7}}, {("a", 0): 30, ("a", 1): 50, ("b", 0): 9}))
+    times = {("a", 0, 10): (T0 - 12.5) * 1000, ("b", 0, 7): (T0 - 3) * 1000}
+    report = one(group, window, {"a": 2, "b": 1}, times)
+    rows = {(p["topic"], p["partition"]): p for p in report["partitions"]}
+    assert [(p["lag"], p["lag_seconds"]) for p in report["partitions"]] == [(20, 12.5), (0, 0.0), (2, 3.0)]
+    assert rows[("a", 0)]["client_id"] == "c1" and rows[("b", 0)]["client_id"] == "c2"
+    assert (report["lag"], report["max_lag"], report["max_lag_seconds"]) == (22, 20, 12.5)
+    assert [(t["topic"], t["lag"], t["max_lag"], t["max_lag_seconds"], t["partition_count"]) for t in report["topics"]] == [
+        ("a", 20, 20, 12.5, 2), ("b", 2, 2, 3.0, 1)]
+    assert report["status"] == "OK" and report["partition_statuses"] == {"OK": 3}
+    assert report["members"][0]["assignment"] == {"a": [0, 1]}
+
+
+def test_never_committed_partition_of_a_consumed_topic_is_listed_without_lag():
+    group = Group("app", "Empty")
+    window = samples(({"app": {("a", 0): 4}}, {("a", 0): 4, ("a", 1): 9, ("a", 2): 0}))
+    report = one(group, window, {"a": 3})
+    rows = report["partitions"]
+    assert [(p["partition"], p["committed_offset"], p["lag"], p["lag_seconds"], p["has_committed_offset"], p["status"]) for p in rows] == [
+        (0, 4, 0, 0.0, True, "OK"), (1, None, None, None, False, "NO_OFFSET"), (2, None, None, None, False, "NO_OFFSET")]
+    assert report["uncommitted_partitions"] == 2 and report["lag"] == 0
+    assert report["status"] == "OK"
+
+
+def test_assigned_but_never_committed_partition_shows_its_owner():
+    group = Group("app", "Stable", members=[member("c1", [("a", 0)])])
+    report = one(group, samples(({"app": {}}, {("a", 0): 5})), {"a": 1})
+    row = report["partitions"][0]
+    assert row["committed_offset"] is None and row["lag"] is None and row["client_id"] == "c1"
+    assert report["lag"] is None and report["max_lag"] is None  # nothing measured: not a silent zero
+
+
+def test_group_without_members_and_lag_is_stop_and_err_within_one_sample():
+    group = Group("gone", "Empty")
+    report = one(group, samples(({"gone": {("a", 0): 3}}, {("a", 0): 10})), {"a": 1})
+    assert report["partitions"][0]["status"] == "STOP"
+    assert report["status"] == "ERR"
+    assert report["reasons"] == ["STOP on 1 partition (a[0]): lag 7 and no live member of the group owns the partition"]
+
+
+def test_stalled_consumer_over_a_window():
+    group = Group("app", "Stable", members=[member("c1", [("a", 0)])])
+    window = samples(*[({"app": {("a", 0): 3}}, {("a", 0): 10 + i}) for i in range(3)])
+    report = one(group, window, {"a": 1})
+    assert report["partitions"][0]["status"] == "STALL" and report["status"] == "ERR"
+    assert report["partitions"][0]["lag_samples"] == [7, 8, 9]
+    assert report["reasons"][0].startswith("STALL on 1 partition (a[0]): lag 9, committed offset 3 did not move in 3 samples over 4s")
+
+
+def test_idle_partitions_are_flagged_and_excluded_on_request():
+    group = Group("app", "Empty")
+    window = samples(*[({"app": {("quiet", 0): 3, ("busy", 0): 0}}, {("quiet", 0): 10, ("busy", 0): i}) for i in range(3)])
+    kept = one(group, window, {"quiet": 1, "busy": 1})
+    quiet = [p for p in kept["partitions"] if p["topic"] == "quiet"][0]
+    assert quiet["idle"] is True and quiet["status"] == "STOP" and kept["status"] == "ERR"
+    assert kept["lag"] == 7 + 2
+
+    dropped = one(group, window, {"quiet": 1, "busy": 1}, exclude_idle=True)
+    quiet = [p for p in dropped["partitions"] if p["topic"] == "quiet"][0]
+    assert quiet["excluded"] is True and quiet["lag"] == 7  # still shown with its numbers
+    assert dropped["lag"] == 2 and dropped["excluded_partitions"] == 1
+    # busy[0] is unowned and its offset does not move: STOP on its own.
+    assert dropped["partition_statuses"] == {"STOP": 2} and dropped["reasons"][0].startswith("STOP on 1 partition (busy[0])")
+
+
+def test_topic_filter_and_pattern():
+    group = Group("app", "Empty")
+    window = samples(({"app": {("orders", 0): 1, ("payments", 0): 1, ("audit", 0): 1}},
+                      {("orders", 0): 1, ("payments", 0): 1, ("audit", 0): 1}))
+    counts = {"orders": 1, "payments": 1, "audit": 1}
+    assert [p["topic"] for p in one(group, window, counts, topics=("orders", "audit"))["partitions"]] == ["audit", "orders"]
+    assert [p["topic"] for p in one(group, window, counts, topic_pattern="^pay")["partitions"]] == ["payments"]
+
+
+def test_thresholds_raise_the_group_status_with_a_reason():
+    group = Group("app", "Stable", members=[member("c1", [("a", 0), ("a", 1)])])
+    window = samples(({"app": {("a", 0): 0, ("a", 1): 0}}, {("a", 0): 150, ("a", 1): 2000}))
+    times = {("a", 0, 0): (T0 - 30) * 1000, ("a", 1, 0): (T0 - 900) * 1000}
+    report = one(group, window, {"a": 2}, times, thresholds=dict(warn_lag=100, error_lag=1000, warn_lag_seconds=600))
+    assert report["status"] == "ERR"
+    assert report["reasons"] == [
+        "ERR on 1 partition (a[1]): lag 2000 >= error_lag 1000 (worst a[1])",
+        "WARN on 1 partition (a[0]): lag 150 >= warn_lag 100 (worst a[0])",
+        "WARN on 1 partition (a[1]): lag seconds 900s >= warn_lag_seconds 600s (worst a[1])",
+    ]
+    total = one(group, window, {"a": 2}, times, thresholds=dict(warn_total_lag=2000))
+    assert total["status"] == "WARN" and total["reasons"] == ["WARN: total lag 2150 >= warn_total_lag 2000"]
+
+
+def test_lag_seconds_unknown_when_the_record_was_not_read_and_never_negative():
+    group = Group("app", "Empty")
+    window = samples(({"app": {("a", 0): 1, ("a", 1): 1}}, {("a", 0): 5, ("a", 1): 5}))
+    report = one(group, window, {"a": 2}, {("a", 1, 1): (T0 + 60) * 1000})  # a producer clock ahead of ours
+    assert [p["lag_seconds"] for p in report["partitions"]] == [None, 0.0]
+
+
+def test_reads_are_one_per_lagging_offset_however_many_groups_share_it():
+    groups = [Group("g1", "Empty"), Group("g2", "Empty"), Group("g3", "Empty")]
+    window = samples(({"g1": {("a", 0): 5, ("a", 1): 9}, "g2": {("a", 0): 5}, "g3": {("a", 0): 7}},
+                      {("a", 0): 9, ("a", 1): 9}))
+    assert wanted_reads(groups, window, {"a": 2}, Options()) == {("a", 0, 5), ("a", 0, 7)}
+
+
+def test_partitions_of_a_group_include_those_of_a_shrunk_or_deleted_topic():
+    group = Group("app", "Stable", members=[member("c1", [("new", 0)])])
+    window = samples(({"app": {("gone", 3): 1}}, {}))
+    assert group_partitions(group, window, {"new": 2}, Options()) == [("gone", 3), ("new", 0), ("new", 1)]
+    report = one(group, window, {"new": 2})
+    gone = report["partitions"][0]
+    assert gone["topic"] == "gone" and gone["status"] == "NO_OFFSET" and gone["log_end_offset"] is None
+
+
+def test_members_without_assignments_make_ownership_unknown():
+    group = Group("connect-ish", "Stable", protocol_type="connect", members=[member("w1")])
+    report = one(group, samples(({"connect-ish": {("a", 0): 1}}, {("a", 0): 5})), {"a": 1})
+    assert report["partitions"][0]["status"] == "OK"
+
+
+def test_summary_counts_every_status():
+    reports = [dict(status="OK", lag=0, max_lag=0, max_lag_seconds=0.0, partition_count=2, uncommitted_partitions=0),
+               dict(status="ERR", lag=10, max_lag=7, max_lag_seconds=30.0, partition_count=3, uncommitted_partitions=1),
+               dict(status="OK", lag=None, max_lag=None, max_lag_seconds=None, partition_count=1, uncommitted_partitions=1)]
+    assert summarise(reports) == dict(groups=3, status="ERR", statuses={"OK": 2, "WARN": 0, "ERR": 1}, lag=10, max_lag=7,
+                                      max_lag_seconds=30.0, partitions=6, uncommitted_partitions=2)
+    assert summarise([])["status"] == "OK" and summarise([])["lag"] is None
