@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ansible_collections.streamops.day2.plugins.module_utils._reassignment import (
+from ansible_collections.streamops.day2.plugins.module_utils._reassignment.plan import (
     ClusterView, PartitionState, PlanError, check_fingerprint, check_plan, load_plan, ongoing_endpoints,
     plan_fingerprint, rollback_plan, triage)
 

@@ -4,8 +4,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ansible_collections.streamops.day2.plugins.module_utils._reassignment import (
-    Caps, Move, PlanError, broker_load, next_batch, order_moves, simulate_batches)
+from ansible_collections.streamops.day2.plugins.module_utils._reassignment.plan import Move, PlanError
+from ansible_collections.streamops.day2.plugins.module_utils._reassignment.schedule import Caps, broker_load, next_batch, order_moves, simulate_batches
 
 
 def move(partition, current, target, size=0, under_replicated=False, leader=None, topic="t"):

@@ -2,8 +2,8 @@
 
 import pytest
 
-from ansible_collections.streamops.day2.plugins.module_utils._reassignment import (
-    Move, PlanError, estimate_seconds, human_bytes, parse_rate, throttle_for)
+from ansible_collections.streamops.day2.plugins.module_utils._reassignment.plan import Move, PlanError, human_bytes
+from ansible_collections.streamops.day2.plugins.module_utils._reassignment.throttle import estimate_seconds, parse_rate, throttle_for
 
 
 def test_leader_lists_name_every_source_and_follower_lists_every_destination():

@@ -1,38 +1,14 @@
 # Copyright: streamops.day2 contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Pure logic of kafka_reassignment (private: may change without notice).
-
-Everything here works on plain values so it is unit-tested without brokers:
-
-* the plan: parsing and validation of the JSON ``kafka-reassign-partitions.sh`` reads, its
-  fingerprint, and its check against a snapshot of the cluster;
-* triage: which partitions are already at their target, which are moving, which must move;
-* ordering and batching: strategies as Cruise Control names them, and a sliding window that keeps
-  at most N moves in flight per broker and in the cluster;
-* throttle maths: the broker rates and topic ``*.replication.throttled.replicas`` lists exactly as
-  Kafka's own tool computes them, rate parsing, and a duration estimate.
-"""
+"""The plan: parsing, fingerprint, the check against the cluster, and triage into moves (pure)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import math
-import re
 from dataclasses import dataclass, field
 
 PLAN_VERSION = 1
-
-LEADER_RATE = "leader.replication.throttled.rate"
-FOLLOWER_RATE = "follower.replication.throttled.rate"
-BROKER_THROTTLE_KEYS = (LEADER_RATE, FOLLOWER_RATE)
-LEADER_REPLICAS = "leader.replication.throttled.replicas"
-FOLLOWER_REPLICAS = "follower.replication.throttled.replicas"
-TOPIC_THROTTLE_KEYS = (LEADER_REPLICAS, FOLLOWER_REPLICAS)
-
-ORDERS = ("small_first", "large_first", "under_replicated_last", "plan")
-DEFAULT_ORDER = ("under_replicated_last", "small_first")
-
 _MAX_LISTED = 5  # problems quoted in one error message before "and N more"
 
 
@@ -40,11 +16,7 @@ class PlanError(ValueError):
     """A plan that cannot run, explained in one sentence (or a short list)."""
 
 
-# ---------------------------------------------------------------------------------------------
-# The plan
-
-
-def _is_int(value):
+def is_int(value):
     return isinstance(value, int) and not isinstance(value, bool)
 
 
@@ -87,12 +59,12 @@ def _load_entry(index, entry, seen):
     topic, partition, replicas = entry.get("topic"), entry.get("partition"), entry.get("replicas")
     if not isinstance(topic, str) or not topic:
         raise PlanError("%s has no topic name." % where)
-    if not _is_int(partition) or partition < 0:
+    if not is_int(partition) or partition < 0:
         raise PlanError("%s (%s) needs a partition number >= 0, got %r." % (where, topic, partition))
     where = "plan entry %s-%d" % (topic, partition)
     if not isinstance(replicas, list) or not replicas:
         raise PlanError("%s needs a non-empty list of replica broker ids." % where)
-    if not all(_is_int(b) and b >= 0 for b in replicas):
+    if not all(is_int(b) and b >= 0 for b in replicas):
         raise PlanError("%s has a replica that is not a broker id: %r." % (where, replicas))
     if len(set(replicas)) != len(replicas):
         raise PlanError("%s names a broker twice: %r." % (where, replicas))
@@ -325,193 +297,6 @@ def _ids_in_order(ids):
     return ",".join(str(i) for i in ids)
 
 
-def order_moves(moves, strategies=DEFAULT_ORDER):
-    """Moves in execution order. Strategies chain: the first decides, the next break its ties.
-
-    ``small_first`` / ``large_first`` order by bytes to copy, ``under_replicated_last`` postpones
-    partitions that already miss an in-sync replica, ``plan`` keeps the plan's order (always the
-    last tie-breaker).
-    """
-    strategies = list(strategies or [])
-    for name in strategies:
-        if name not in ORDERS:
-            raise PlanError("Unknown order %r; choose from %s." % (name, ", ".join(ORDERS)))
-    if "small_first" in strategies and "large_first" in strategies:
-        raise PlanError("Give small_first or large_first, not both.")
-
-    def sort_key(move):
-        key = []
-        for name in strategies:
-            if name == "small_first":
-                key.append(move.bytes)
-            elif name == "large_first":
-                key.append(-move.bytes)
-            elif name == "under_replicated_last":
-                key.append(1 if move.under_replicated else 0)
-        key.append(move.index)
-        return tuple(key)
-
-    return sorted(moves, key=sort_key)
-
-
-@dataclass(frozen=True)
-class Caps:
-    """Concurrency caps: moves in flight in the whole cluster, and per broker (sending or receiving)."""
-    cluster: int = 50
-    per_broker: int = 5
-
-    def __post_init__(self):
-        if not _is_int(self.cluster) or self.cluster < 1:
-            raise PlanError("max_concurrent_moves must be at least 1, got %r." % (self.cluster,))
-        if not _is_int(self.per_broker) or self.per_broker < 1:
-            raise PlanError("max_concurrent_moves_per_broker must be at least 1, got %r." % (self.per_broker,))
-
-
-def broker_load(moves):
-    """Moves in flight per broker."""
-    load = {}
-    for move in moves:
-        for broker in move.brokers:
-            load[broker] = load.get(broker, 0) + 1
-    return load
-
-
-def next_batch(queue, running, caps):
-    """The moves of ``queue`` (in its order) that may start now without breaking ``caps``.
-
-    A move that does not fit is skipped, not waited for, so a busy broker does not hold back moves
-    between idle ones (the order is a priority, not a barrier). Moves that copy nothing (a new
-    preferred leader only) take a cluster slot but no broker slot.
-    """
-    in_flight = len(running)
-    load = broker_load(running)
-    batch = []
-    for move in queue:
-        if in_flight >= caps.cluster:
-            break
-        if any(load.get(b, 0) >= caps.per_broker for b in move.brokers):
-            continue
-        batch.append(move)
-        in_flight += 1
-        for broker in move.brokers:
-            load[broker] = load.get(broker, 0) + 1
-    return batch
-
-
-def simulate_batches(moves, caps):
-    """Waves the moves would run in if each wave finished before the next started (for check mode)."""
-    queue = list(moves)
-    waves = []
-    while queue:
-        wave = next_batch(queue, [], caps)
-        if not wave:  # cannot happen with caps >= 1, kept as a guard against an endless loop
-            wave = queue[:1]
-        waves.append(wave)
-        taken = {m.key for m in wave}
-        queue = [m for m in queue if m.key not in taken]
-    return waves
-
-
-# ---------------------------------------------------------------------------------------------
-# Throttle
-
-
-@dataclass
-class Throttle:
-    """What Kafka's tool would set: per topic the leader/follower throttled-replica lists, and the brokers
-    that get the leader/follower rates."""
-    leader: dict
-    follower: dict
-    brokers: list
-
-    @property
-    def topics(self):
-        return sorted(set(self.leader) | set(self.follower))
-
-
-def throttle_for(ongoing, proposed):
-    """The throttle for ``proposed`` moves while ``ongoing`` reassignments run, as ReassignPartitionsCommand computes it.
-
-    ``ongoing`` maps (topic, partition) to ``{"replicas": [...], "adding_replicas": [...]}`` (every
-    reassignment in the cluster, so resubmitting keeps their throttles); ``proposed`` is a list of
-    ``(topic, partition, current_replicas, target_replicas)``. Sources of a move are the replicas it
-    starts from (for a move already running: its replicas less the adding ones); destinations are the
-    target replicas that are not sources. Leader lists name ``partition:source``, follower lists
-    ``partition:destination``, each sorted as strings like Kafka's TreeSet; the rates go to every
-    source and destination broker.
-    """
-    moves = {}
-    for (topic, number), reassignment in ongoing.items():
-        adding = set(reassignment.get("adding_replicas") or [])
-        sources = set(reassignment.get("replicas") or []) - adding
-        moves.setdefault(topic, {})[number] = (sources, adding)
-    for topic, number, current, target in proposed:
-        parts = moves.setdefault(topic, {})
-        sources = set(parts[number][0]) if number in parts else set(current)
-        parts[number] = (sources, set(target) - sources)
-    leader, follower, brokers = {}, {}, set()
-    for topic, parts in moves.items():
-        leader[topic] = ",".join(sorted({"%d:%d" % (n, s) for n, (srcs, dsts) in parts.items() for s in srcs}))
-        follower[topic] = ",".join(sorted({"%d:%d" % (n, d) for n, (srcs, dsts) in parts.items() for d in dsts if d not in srcs}))
-        for srcs, dsts in parts.values():
-            brokers |= srcs | dsts
-    return Throttle(leader=leader, follower=follower, brokers=sorted(brokers))
-
-
-_UNITS = {
-    "": 1, "b": 1,
-    "k": 1000, "kb": 1000, "m": 1000 ** 2, "mb": 1000 ** 2, "g": 1000 ** 3, "gb": 1000 ** 3,
-    "kib": 1024, "mib": 1024 ** 2, "gib": 1024 ** 3,
-}
-_RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*(?:/\s*s(?:ec)?)?\s*$", re.IGNORECASE)
-
-
-def parse_rate(value):
-    """Bytes per second from an int or a string such as ``"50MB"``, ``"50 MiB/s"``, ``"1.5GB/s"``; None stays None.
-
-    Decimal units (kB, MB, GB) are powers of 1000, binary ones (KiB, MiB, GiB) powers of 1024.
-    """
-    if value is None or value == "":
-        return None
-    if isinstance(value, bool):
-        raise PlanError("throttle must be a rate in bytes per second, got %r." % (value,))
-    if isinstance(value, (int, float)):
-        number, unit = float(value), ""
-    else:
-        match = _RATE.match(str(value))
-        if not match or match.group(2).lower() not in _UNITS:
-            raise PlanError("throttle %r is not a rate; give bytes per second (52428800) or a size per second such as 50MB or 50MiB/s." % (value,))
-        number, unit = float(match.group(1)), match.group(2).lower()
-    rate = int(number * _UNITS[unit])
-    if rate < 1:
-        raise PlanError("throttle must be at least 1 byte per second, got %r." % (value,))
-    return rate
-
-
-def estimate_seconds(moves, rate):
-    """Lower bound of the time the moves take under a throttle of ``rate`` bytes/s per broker.
-
-    Each destination receives and each leader sends at most ``rate`` bytes/s, so the busiest broker
-    sets the pace. None without a throttle (the disks and network set it then).
-    """
-    if not rate:
-        return None
-    inbound, outbound = {}, {}
-    for move in moves:
-        if not move.adding:
-            continue
-        for broker in move.adding:
-            inbound[broker] = inbound.get(broker, 0) + move.size
-        source = move.leader if move.leader is not None and move.leader >= 0 else move.current[0]
-        outbound[source] = outbound.get(source, 0) + move.bytes
-    busiest = max(list(inbound.values()) + list(outbound.values()) + [0])
-    return math.ceil(busiest / rate * 10) / 10
-
-
-# ---------------------------------------------------------------------------------------------
-# Views for the result
-
-
 def as_plan(entries):
     """A Kafka reassignment JSON of (topic, partition, replicas) entries, sorted."""
     return {"version": PLAN_VERSION, "partitions": [
@@ -530,3 +315,4 @@ def human_bytes(count):
             return ("%d %s" % (value, unit)) if unit == "B" else ("%.1f %s" % (value, unit))
         value /= 1000
     return "%d B" % count  # pragma: no cover
+
