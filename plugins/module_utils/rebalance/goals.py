@@ -194,7 +194,7 @@ class MovementGoal(Goal):
     name = "movement"
     default_weight = 0.02
     # Each replica move also costs as much as moving this fraction of an average replica.
-    MOVE_OVERHEAD = 0.05
+    MOVE_OVERHEAD = 0.5
 
     def bind(self, state):
         self.state = state

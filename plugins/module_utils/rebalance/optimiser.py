@@ -35,7 +35,7 @@ from ansible_collections.streamops.day2.plugins.module_utils.rebalance.goals imp
 from ansible_collections.streamops.day2.plugins.module_utils.rebalance.loads import LEADER, MOVE, SWAP
 from ansible_collections.streamops.day2.plugins.module_utils.rebalance.model import RESOURCES, ModelError
 
-# An action must lower the cost by more than this to count (guards against float noise cycles).
+# Smallest cost decrease that guards against float noise cycles.
 EPSILON = 1e-13
 
 
@@ -78,6 +78,10 @@ class SearchSettings:
     swap_sources = 6
     rest_steps = 25            # a source that offered nothing is skipped for this many accepted actions
     max_escalations = 2        # how often the samples double before the search gives up
+    # An action must lower the cost by at least this much (in units of 1 / number of replicas, the
+    # scale of one average replica's effect on the goals): below it, the gain is too small to be
+    # worth an action, so the search ends, and a second run on its result finds nothing to do.
+    min_gain = 0.03
 
 
 class HillClimber:
@@ -97,6 +101,8 @@ class HillClimber:
         self.listeners = [goal.applied for goal, _ in goals if type(goal).applied is not Goal.applied]
         self.balance = [(goal, weight) for goal, weight in goals if isinstance(goal, ResourceBalanceGoal)]
         self._fuse(goals)
+        replicas = sum(len(r) for r in state.replicas)
+        self.min_gain = max(EPSILON, self.settings.min_gain / replicas) if replicas else EPSILON
         self.rack_members = None
         if constraints.rack is not None:
             self.rack_members = {}
@@ -303,13 +309,14 @@ class HillClimber:
         row, up, active = topic.count[t], topic.upper[t], topic.active
         return (active[d] and row[d] >= up) - (active[s] and row[s] > up)
 
-    def _leader_moves(self, src, sample, winners):
+    def _leader_moves(self, src, sample, found, threshold=None):
+        """Append (delta, LEADER, p, follower) for every improving leadership move of the sample."""
         state = self.state
         replicas, lead_out, orig_leader = state.replicas, state.lead_out, state.orig_leader
         G_out, K_out, G_ld, K_ld = self.G[1], self.K[1], self.G[4], self.K[4]
         drained = self.constraints.drained
         w_lead, custom = self.w_lead, self.custom
-        by_follower = {}
+        threshold = -self.min_gain if threshold is None else threshold
         evaluated = 0
         for p in sample:
             lo = lead_out[p]
@@ -321,15 +328,14 @@ class HillClimber:
                 delta = (lo * (G_out[f] - G_out[src] + lo * (K_out[f] + K_out[src]))
                          + G_ld[f] - G_ld[src] + K_ld[f] + K_ld[src]
                          + ((f != ol) - (src != ol)) * w_lead)
-                best = by_follower.get(f)
-                if best is None:
-                    best = by_follower[f] = [-EPSILON, None]
-                if delta < best[0] or custom:
-                    self._consider(best, delta, state.leader_move(p, f))
-        winners.extend(best for best in by_follower.values() if best[1] is not None)
+                if custom:
+                    delta += self._custom_delta(state.leader_move(p, f))
+                if delta < threshold:
+                    found.append((delta, LEADER, p, f))
         self.evaluated += evaluated
 
-    def _replica_moves(self, src, dsts, sample, winners):
+    def _replica_moves(self, src, dsts, sample, found, threshold=None):
+        """Append (delta, MOVE, p, dst) for every improving move of a sampled replica to a dst."""
         state, model = self.state, self.state.model
         replicas, leader, lead_out = state.replicas, state.leader, state.lead_out
         orig, orig_leader = state.orig_replicas, state.orig_leader
@@ -337,8 +343,12 @@ class HillClimber:
         (G_in, G_out, G_dk, G_rp, G_ld), (K_in, K_out, K_dk, K_rp, K_ld) = self.G, self.K
         rack, limit = self.constraints.rack, self.constraints.rack_limit
         w_byte, w_move, w_lead, w_topic = self.w_byte, self.w_move, self.w_lead, self.w_topic
-        topic_change = self._topic_change if self.topic is not None and w_topic else None
+        spread = self.topic is not None and w_topic
+        if spread:
+            t_count, t_upper, t_active = self.topic.count, self.topic.upper, self.topic.active
+            src_spread = t_active[src]
         custom = self.custom
+        threshold = -self.min_gain if threshold is None else threshold
         rs = rack[src] if rack is not None else None
         evaluated = 0
         for d in dsts:
@@ -349,7 +359,7 @@ class HillClimber:
             one_leader = G_ld[d] - G_ld[src] + K_ld[d] + K_ld[src]
             rd = rack[d] if rack is not None else None
             check_rack = rd != rs
-            best = [-EPSILON, None]
+            dst_spread = spread and t_active[d]
             for p in sample:
                 reps = replicas[p]
                 if d in reps:
@@ -372,12 +382,15 @@ class HillClimber:
                     lo = lead_out[p]
                     ol = orig_leader[p]
                     delta += lo * (a_out + lo * c_out) + one_leader + ((d != ol) - (src != ol)) * w_lead
-                if topic_change is not None:
-                    delta += w_topic * topic_change(p_topic[p], src, d)
-                if delta < best[0] or custom:
-                    self._consider(best, delta, state.move(p, src, d))
-            if best[1] is not None:
-                winners.append(best)
+                if spread:
+                    # TopicSpreadGoal's delta, inlined: excess above the topic's share on d and src.
+                    t = p_topic[p]
+                    row, up = t_count[t], t_upper[t]
+                    delta += w_topic * ((dst_spread and row[d] >= up) - (src_spread and row[src] > up))
+                if custom:
+                    delta += self._custom_delta(state.move(p, src, d))
+                if delta < threshold:
+                    found.append((delta, MOVE, p, d))
         self.evaluated += evaluated
 
     def _swaps(self, src, dst, mine, theirs, best):
@@ -424,55 +437,52 @@ class HillClimber:
                     self._consider(best, delta, state.swap(p, src, q, dst))
         self.evaluated += evaluated
 
-    def _winners_from(self, r, src, scale=1):
-        """Improving admissible actions taking load off src: the best one per receiving broker."""
+    def _candidates_from(self, r, src, scale=1):
+        """Every improving action found taking load off src, as (delta, kind, p, dst)."""
         state, settings = self.state, self.settings
-        winners = []
-        self._leader_moves(src, self._sample(state.led[src], settings.leader_sample * scale), winners)
-        self._replica_moves(src, self._destinations(r, src), self._sample(state.hosted[src], settings.replica_sample * scale), winners)
-        return winners
+        found = []
+        self._leader_moves(src, self._sample(state.led[src], settings.leader_sample * scale), found)
+        self._replica_moves(src, self._destinations(r, src), self._sample(state.hosted[src], settings.replica_sample * scale), found)
+        return found
 
-    def _still_good(self, action):
-        """The same action rebuilt on the current state, if it is still valid, admissible and improving."""
+    def _rebuild(self, kind, p, src, dst):
+        """The action (kind, p, src -> dst) on the current state, or None if it no longer applies."""
         state = self.state
-        p, src, dst = action.p, action.src, action.dst
-        if action.kind == LEADER:
-            if state.leader[p] != src:
+        if kind == LEADER:
+            if state.leader[p] != src or dst not in state.replicas[p]:
                 return None
-            fresh = state.leader_move(p, dst)
-        else:
-            if p not in state.hosted_pos[src] or dst in state.replicas[p]:
-                return None
-            fresh = state.move(p, src, dst)
-        if not self._admissible(fresh) or self.delta(fresh) >= -EPSILON:
+            return state.leader_move(p, dst)
+        if p not in state.hosted_pos[src] or dst in state.replicas[p]:
             return None
-        return fresh
+        return state.move(p, src, dst)
 
-    def _accept_winners(self, winners):
-        """Accept the best winner, then every other one that still improves once rebuilt.
+    def _accept_batch(self, src, found):
+        """Accept, best first, every candidate that is still valid, admissible and improving.
 
-        One round of sampling then yields several actions (one per receiving broker), which is
-        what makes the search fast on big clusters; re-evaluating each on the updated state keeps
-        every accepted action a genuine improvement.
+        The first is exactly the best of the round; each later one is re-evaluated on the state the
+        earlier ones left, so every accepted action is a genuine improvement.  One round of sampling
+        thus yields many actions while the loads are far from balanced (fast on big clusters) and
+        about one near the optimum (careful where it matters).
         """
-        winners.sort(key=lambda w: w[0])
-        first = winners[0][1]
-        if self.verify:
-            self._check(first)
-        self.accept(first)
-        count = 1
-        for _, action in winners[1:]:
-            fresh = self._still_good(action)
-            if fresh is not None:
-                self.accept(fresh)
-                count += 1
-        return count
+        found.sort()
+        accepted = 0
+        for index, (delta, kind, p, dst) in enumerate(found):
+            action = self._rebuild(kind, p, src, dst)
+            if action is None or not self._admissible(action):
+                continue
+            if index and self.delta(action) >= -self.min_gain:
+                continue
+            if self.verify:
+                self._check(action)
+            self.accept(action)
+            accepted += 1
+        return accepted
 
     def _best_swap(self, sources, scale=1):
         """The best admissible swap between a loaded source and a light broker, or None."""
         state, settings = self.state, self.settings
-        best = [-EPSILON, None]
-        k = settings.swap_sample * scale
+        best = [-self.min_gain, None]
+        k = settings.swap_sample
         for _, r, src in sources[:settings.swap_sources]:
             mine = self._sample(state.hosted[src], k)
             for dst in self._destinations(r, src, count=2)[:4]:
@@ -480,19 +490,24 @@ class HillClimber:
         return best[1]
 
     def _check(self, action):
-        # Test hook: the fused delta of the chosen action must equal the goals' own deltas.
+        # Test hook: the fused delta of an action must equal the sum of the goals' own deltas.
         expected = self.delta(action)
-        winners = []
-        if action.kind == LEADER:
-            self._leader_moves(action.src, [action.p], winners)
-        elif action.kind == MOVE:
-            self._replica_moves(action.src, [action.dst], [action.p], winners)
-        else:
+        if action.kind == SWAP:
             best = [1e300, None]
             self._swaps(action.src, action.dst, [action.p], [action.q], best)
-            winners = [best]
-        fused = [d for d, a in winners if a is not None and a.p == action.p and a.dst == action.dst and a.kind == action.kind]
-        if not fused or abs(fused[0] - expected) > 1e-9 * max(1e-6, abs(expected)):
+            fused = best[0]
+        else:
+            saved, self.custom = self.custom, []
+            found = []
+            try:
+                if action.kind == LEADER:
+                    self._leader_moves(action.src, [action.p], found, threshold=1e300)
+                else:
+                    self._replica_moves(action.src, [action.dst], [action.p], found, threshold=1e300)
+            finally:
+                self.custom = saved
+            fused = [d for d, kind, p, dst in found if dst == action.dst][0] + self._custom_delta(action)
+        if abs(fused - expected) > 1e-9 * max(1e-6, abs(expected)):
             raise AssertionError("fused delta %r != goals' delta %r for %r" % (fused, expected, action))
 
     # -- climb -----------------------------------------------------------------------------------
@@ -508,23 +523,23 @@ class HillClimber:
             if self.out_of_time():
                 self.stop_reason = "time limit"
                 return
-            winners = None
+            accepted = 0
             for deep in (False, True):
                 for _, r, src in self._sources(deep):
                     key = (r, src)
                     since = resting.get(key)
                     if since is not None and self.accepted - since < settings.rest_steps:
                         continue
-                    winners = self._winners_from(r, src, scale)
-                    if winners:
+                    found = self._candidates_from(r, src, scale)
+                    accepted = self._accept_batch(src, found) if found else 0
+                    if accepted:
                         break
                     resting[key] = self.accepted
                     if self.out_of_time():
                         break
-                if winners or self.out_of_time():
+                if accepted or self.out_of_time():
                     break
-            if winners:
-                self._accept_winners(winners)
+            if accepted:
                 continue
             if not self.out_of_time():
                 found = self._best_swap(self._sources(deep=True), scale)
