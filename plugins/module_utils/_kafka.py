@@ -117,7 +117,14 @@ def kafka_python_config(params):
 
 
 class KafkaError(Exception):
-    """A failure worth one clear sentence to the user (no traceback)."""
+    """A failure worth one clear sentence to the user (no traceback).
+
+    Keyword arguments are returned with the failure (for example how far a long operation got).
+    """
+
+    def __init__(self, msg, **result):
+        super().__init__(msg)
+        self.result = result
 
 
 class _LogCollector:
@@ -210,7 +217,7 @@ class KafkaModule(AnsibleModule):
         try:
             result = work(self)
         except KafkaError as e:
-            self.fail_json(msg=str(e))
+            self.fail_json(msg=str(e), **e.result)
         except Exception as e:  # a bug of ours or a library surprise: one line, the traceback kept apart
             self.fail_json(msg="Unexpected error: %s" % error_text(e), exception=traceback.format_exc())
         self.exit_json(**result)
