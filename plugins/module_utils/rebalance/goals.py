@@ -26,7 +26,7 @@ from __future__ import annotations
 import importlib
 import math
 
-from ansible_collections.streamops.day2.plugins.module_utils.rebalance.loads import LEADER, SWAP
+from ansible_collections.streamops.day2.plugins.module_utils.rebalance.loads import LEADER, MOVE, SWAP  # noqa: F401 (re-exported for custom goals)
 from ansible_collections.streamops.day2.plugins.module_utils.rebalance.model import (
     CAPACITY_RESOURCES, RESOURCES, ModelError,
 )
@@ -331,5 +331,5 @@ def _custom_goal(i, spec):
     return goal, weight
 
 
-__all__ = ["Goal", "ResourceBalanceGoal", "TopicSpreadGoal", "MovementGoal", "LeaderChangeGoal",
+__all__ = ["LEADER", "MOVE", "SWAP", "Goal", "ResourceBalanceGoal", "TopicSpreadGoal", "MovementGoal", "LeaderChangeGoal",
            "BUILTIN_GOALS", "DEFAULT_WEIGHTS", "build_goals", "import_goal_class", "CAPACITY_RESOURCES"]

@@ -84,6 +84,24 @@ class SearchSettings:
     min_gain = 0.03
 
 
+class _Unconstrained:
+    """Stands in for Constraints when _check compares numbers: allows everything."""
+
+    rack = None
+    capacity = ()
+    vetoes = ()
+
+    def __init__(self, n_brokers):
+        self.drained = [False] * n_brokers
+        self.rack_limit = None
+
+    def rack_ok(self, p, src, dst):
+        return True
+
+    def allows(self, action):
+        return True
+
+
 class HillClimber:
 
     def __init__(self, state, goals, constraints, budget=None, time_limit=60.0, seed=0, settings=None, verify=False):
@@ -195,8 +213,10 @@ class HillClimber:
 
     # -- repair ----------------------------------------------------------------------------------
 
-    def _relocate(self, p, src, why, allowed=None):
-        """Move p's replica off src to the admissible broker where the cost rises least."""
+    def _relocate(self, p, src, why, allowed=None, required=True):
+        """Move p's replica off src to the admissible broker where the cost rises least.
+
+        Returns whether it moved; when no broker can take it, that is an error if required."""
         state = self.state
         best, best_delta = None, None
         for d in state.active:
@@ -210,10 +230,13 @@ class HillClimber:
             if best is None or delta < best_delta:
                 best, best_delta = action, delta
         if best is None:
+            if not required:
+                return False
             model = state.model
             raise ModelError("No broker can take the replica of partition %s from broker %d (%s) without breaking rack "
                              "awareness or a capacity limit." % (model.name(p), model.broker_ids[src], why))
         self.accept(best)
+        return True
 
     def repair(self):
         state, constraints, model = self.state, self.constraints, self.state.model
@@ -233,11 +256,15 @@ class HillClimber:
                     self._relocate(p, crowded[0], "too many replicas on rack %s" % model.racks[crowded[0]],
                                    allowed=lambda d: counts.get(rack[d], 0) < limit[p])
         for r, b, _, limit in constraints.capacity_excess():
+            # Largest first, skipping replicas no broker has room for, until b is under its limit.
             load = state.load[r]
             for p in sorted(state.hosted[b], key=lambda p: -state.move(p, b, b).v[r]):
                 if load[b] <= limit:
                     break
-                self._relocate(p, b, "it is above its %s capacity limit" % RESOURCES[r])
+                self._relocate(p, b, "", required=False)
+            if load[b] > limit * (1 + 1e-9):
+                raise ModelError("Broker %d stays above its %s limit (%g%% of capacity): no other broker has room for "
+                                 "enough of its replicas." % (model.broker_ids[b], RESOURCES[r], constraints.threshold * 100))
         budget = self.budget
         for name, used, limit in (("max_moves", state.replica_moves, budget.max_moves),
                                   ("max_bytes", state.bytes_moved, budget.max_bytes),
@@ -490,24 +517,29 @@ class HillClimber:
         return best[1]
 
     def _check(self, action):
-        # Test hook: the fused delta of an action must equal the sum of the goals' own deltas.
+        """Test hook: raise unless the fused delta of action equals the sum of the goals' own deltas.
+
+        Constraints are lifted for the check: it compares numbers, whatever the action's merit."""
         expected = self.delta(action)
-        if action.kind == SWAP:
-            best = [1e300, None]
-            self._swaps(action.src, action.dst, [action.p], [action.q], best)
-            fused = best[0]
-        else:
-            saved, self.custom = self.custom, []
-            found = []
-            try:
+        saved = self.constraints, self.custom, self.budget_limited
+        self.constraints, self.custom, self.budget_limited = _Unconstrained(self.state.model.n_brokers), [], False
+        try:
+            if action.kind == SWAP:
+                best = [1e300, None]
+                self._swaps(action.src, action.dst, [action.p], [action.q], best)
+                fused = best[0]
+            else:
+                found = []
                 if action.kind == LEADER:
                     self._leader_moves(action.src, [action.p], found, threshold=1e300)
                 else:
                     self._replica_moves(action.src, [action.dst], [action.p], found, threshold=1e300)
-            finally:
-                self.custom = saved
-            fused = [d for d, kind, p, dst in found if dst == action.dst][0] + self._custom_delta(action)
-        if abs(fused - expected) > 1e-9 * max(1e-6, abs(expected)):
+                fused = [delta for delta, _, _, dst in found if dst == action.dst][0]
+        finally:
+            self.constraints, self.custom, self.budget_limited = saved
+        fused += self._custom_delta(action)
+        # Rounding differs between the two sums; a millionth of the smallest gain that counts can't matter.
+        if abs(fused - expected) > 1e-6 * self.min_gain + 1e-9 * abs(expected):
             raise AssertionError("fused delta %r != goals' delta %r for %r" % (fused, expected, action))
 
     # -- climb -----------------------------------------------------------------------------------

@@ -27,11 +27,16 @@ def final_replicas(replicas, leader):
     return [leader] + [b for b in replicas if b != leader]
 
 
-def reassignment(model, replicas, leader):
-    """Kafka reassignment JSON for the partitions whose (leader-first) replica list changes."""
+def reassignment(model, replicas, leader, movable=None):
+    """Kafka reassignment JSON for the partitions whose (leader-first) replica list changes.
+
+    Partitions not movable (excluded topics) are never listed, even when their current leader is
+    not their first replica."""
     ids = model.broker_ids
     out = []
     for p in range(model.n_partitions):
+        if movable is not None and not movable[p]:
+            continue
         new = final_replicas(replicas[p], leader[p])
         if new != model.replicas[p]:
             out.append({"topic": model.topics[model.p_topic[p]], "partition": model.p_number[p],
@@ -81,6 +86,10 @@ class Planner:
         movable, self.warnings = _movable(self.model, excluded_topics)
         self.goals = build_goals(goal_weights, custom_goals)
         self.state = ClusterState(self.model, movable)
+        # Feasibility first: goals may assume there is something to balance onto.
+        vetoes = [goal.allows for goal, _ in self.goals if callable(getattr(goal, "allows", None))]
+        self.constraints = Constraints(self.state, capacity_threshold, vetoes)
+        self.constraints.check_feasible()
         for goal, _ in self.goals:
             try:
                 goal.bind(self.state)
@@ -88,9 +97,6 @@ class Planner:
                 raise
             except Exception as e:  # a custom goal's bug must not become a traceback
                 raise ModelError("Goal %s failed to start: %s: %s." % (goal.name, type(e).__name__, e))
-        vetoes = [goal.allows for goal, _ in self.goals if callable(getattr(goal, "allows", None))]
-        self.constraints = Constraints(self.state, capacity_threshold, vetoes)
-        self.constraints.check_feasible()
         self.search = HillClimber(self.state, self.goals, self.constraints, self.budget,
                                   self.time_limit, seed, settings)
 
@@ -115,7 +121,7 @@ class Planner:
         after = broker_loads(model, state.replicas, state.leader)
         moves, moved, leader_changes = state.recount()
         costs_after = self.goal_costs()
-        plan = reassignment(model, state.replicas, state.leader)
+        plan = reassignment(model, state.replicas, state.leader, state.movable)
         summary = resource_summary(before, after, range(model.n_brokers), state.active)
         summary.update({
             "replica_moves": moves,

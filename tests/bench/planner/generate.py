@@ -135,6 +135,6 @@ def generate(brokers=12, partitions=700, rf=3, racks=3, new_brokers=1, drain=0, 
 CASES = {
     "small": dict(brokers=12, partitions=700, new_brokers=2, seed=11),
     "medium": dict(brokers=51, partitions=10000, new_brokers=4, seed=12),
-    "decommission": dict(brokers=24, partitions=3000, new_brokers=1, drain=2, seed=13),
+    "decommission": dict(brokers=24, partitions=3000, new_brokers=1, drain=3, seed=13),
     "large": dict(brokers=200, partitions=100000, new_brokers=10, seed=14),
 }
