@@ -34,6 +34,10 @@ except ImportError:
     pass  # reported by KafkaModule through missing_required_lib
 
 
+class MoveFailed(KafkaError):
+    """A move that ended somewhere else than its target: not a passing hiccup."""
+
+
 def kafka_python_error_text(error):
     """A kafka-python error (class or instance) as one readable phrase, without the request dump."""
     kind = error if isinstance(error, type) else type(error)
@@ -290,6 +294,7 @@ class Execution:
         self.elected = []
         self.warnings = []
         self.mismatches = {}
+        self.last_error = None
         self.throttle_result = {}
 
     def run(self):
@@ -302,9 +307,9 @@ class Execution:
         order_moves([], params["order"])  # refuse a bad order before touching anything
         topics = {p["topic"] for p in plan["partitions"]}
         view = self.brokers.view(topics)
-        check_plan(plan, view)
-        keys = [(p["topic"], p["partition"]) for p in plan["partitions"]]
+        keys = [(p["topic"], p["partition"]) for p in plan["partitions"] if (p["topic"], p["partition"]) in view.partitions]
         ongoing = self.brokers.ongoing(keys)
+        check_plan(plan, view, ongoing)
         work = triage(plan, view, ongoing)
         if work.conflicts:
             raise conflict_error(work.conflicts)
@@ -411,9 +416,19 @@ class Execution:
                                          % len(self.queue))
                 return
             if time.monotonic() > deadline:
-                raise KafkaError("Timed out after %gs" % params["wait_timeout"])
+                raise KafkaError("Timed out after %gs%s" % (params["wait_timeout"], self._last_error_note()))
             time.sleep(params["poll_interval"])
-            self._collect_finished()
+            try:
+                self._collect_finished()
+                self.last_error = None
+            except MoveFailed:
+                raise
+            except KafkaError as e:
+                # A broker restarting or the controller moving: keep looking until the deadline.
+                self.last_error = str(e)
+
+    def _last_error_note(self):
+        return " (last error while waiting: %s)" % self.last_error.rstrip(".") if self.last_error else ""
 
     def _collect_finished(self):
         still = self.brokers.ongoing(list(self.running))
@@ -429,7 +444,7 @@ class Execution:
                 if replicas is None or self.mismatches[move.key] < 3:
                     continue
                 del self.running[move.key]
-                raise KafkaError("%s ended on replicas [%s] instead of [%s]: its reassignment was cancelled or replaced by someone else"
+                raise MoveFailed("%s ended on replicas [%s] instead of [%s]: its reassignment was cancelled or replaced by someone else"
                                  % (move.name, ",".join(map(str, replicas)), ",".join(map(str, move.target))))
             del self.running[move.key]
             move.finished_at = round(time.monotonic() - self.started, 1)

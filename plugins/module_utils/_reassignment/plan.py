@@ -126,12 +126,15 @@ class ClusterView:
         self.topics = set(self.topics) | {t for t, unused in self.partitions}
 
 
-def check_plan(plan, cluster):
+def check_plan(plan, cluster, in_flight=None):
     """Refuse, before anything moves, a plan that does not fit the cluster.
 
     Unknown topics, partitions and brokers, brokers that are registered but offline, and a
-    changed replication factor are all reported in one message.
+    changed replication factor are all reported in one message. ``in_flight`` (as for
+    :func:`triage`) gives the partitions that are moving: their replication factor is that of the
+    replicas they move from, not of the union Kafka reports while they move.
     """
+    in_flight = in_flight or {}
     problems = []
     unknown_topics, unknown_brokers, offline_brokers = [], set(), set()
     for entry in plan["partitions"]:
@@ -150,8 +153,9 @@ def check_plan(plan, cluster):
                 unknown_brokers.add(broker)
             elif not cluster.brokers[broker]:
                 offline_brokers.add(broker)
-        if len(target) != len(state.replicas):
-            problems.append("%s would change replication factor from %d to %d" % (name, len(state.replicas), len(target)))
+        current = ongoing_endpoints(in_flight[(topic, number)])[0] if (topic, number) in in_flight else state.replicas
+        if len(target) != len(current):
+            problems.append("%s would change replication factor from %d to %d" % (name, len(current), len(target)))
     problems[:0] = ["topic %s does not exist" % t for t in unknown_topics]
     if unknown_brokers:
         problems.append("broker%s %s %s not in the cluster (brokers: %s)" % (

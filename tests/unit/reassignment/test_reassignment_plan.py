@@ -111,6 +111,14 @@ def test_every_mismatch_is_named_before_anything_moves():
     assert "broker 3 is registered but offline" in message
 
 
+def test_a_moving_partition_keeps_the_replication_factor_it_moves_from():
+    view = cluster({("t", 0): [2, 1]})  # Kafka shows the union while [1] moves to [2]
+    moving = {("t", 0): {"replicas": [2, 1], "adding_replicas": [2], "removing_replicas": [1]}}
+    check_plan(plan(("t", 0, [2])), view, moving)
+    with pytest.raises(PlanError, match="from 2 to 1"):
+        check_plan(plan(("t", 0, [2])), view)
+
+
 def test_a_long_list_of_problems_is_cut_short():
     view = cluster({("t", 0): [1]})
     bad = plan(*[("t", n, [1]) for n in range(1, 9)])
