@@ -138,7 +138,7 @@ class TopicSpreadGoal(Goal):
         self.active = [False] * model.n_brokers
         for b in state.active:
             self.active[b] = True
-        self.count = [[0] * model.n_brokers for _ in model.topics]
+        self.count = [[0] * model.n_brokers for topic in model.topics]
         per_topic = [0] * len(model.topics)
         for p, reps in enumerate(state.replicas):
             t = model.p_topic[p]
@@ -205,7 +205,7 @@ class MovementGoal(Goal):
         self.per_move = (self.MOVE_OVERHEAD if stored else 1.0) / replicas if replicas else 0.0
 
     def cost(self):
-        moves, moved, _ = self.state.recount()
+        moves, moved, dummy = self.state.recount()
         return moved * self.per_byte + moves * self.per_move
 
     def delta(self, action):
@@ -264,7 +264,7 @@ def import_goal_class(path):
     """The class named by a dotted path 'package.module.ClassName'."""
     if not isinstance(path, str) or "." not in path:
         raise ModelError("Custom goal %r must be a dotted path to a class, like 'mypackage.goals.MyGoal'." % (path,))
-    module_name, _, class_name = path.rpartition(".")
+    module_name, dummy, class_name = path.rpartition(".")
     try:
         module = importlib.import_module(module_name)
     except Exception as e:  # an import can fail in any way the user's code chooses
@@ -296,7 +296,7 @@ def build_goals(weights=None, custom_goals=None):
             goals.append((make(), weight))
     for i, spec in enumerate(custom_goals or []):
         goals.append(_custom_goal(i, spec))
-    names = [g.name for g, _ in goals]
+    names = [goal.name for goal, weight in goals]
     for name in names:
         if names.count(name) > 1:
             raise ModelError("Two goals are named %r; give the custom goal another name." % name)

@@ -90,10 +90,10 @@ class ClusterState:
         self.lead_out = [leader_nw_out(model.nw_in[p], model.nw_out[p], len(r)) for p, r in enumerate(model.replicas)]
         self.load = broker_loads(model, self.replicas, self.leader)
         self.movable = [True] * model.n_partitions if movable is None else list(movable)
-        self.hosted = [[] for _ in range(n)]
-        self.hosted_pos = [{} for _ in range(n)]
-        self.led = [[] for _ in range(n)]
-        self.led_pos = [{} for _ in range(n)]
+        self.hosted = [[] for b in range(n)]
+        self.hosted_pos = [{} for b in range(n)]
+        self.led = [[] for b in range(n)]
+        self.led_pos = [{} for b in range(n)]
         for p, reps in enumerate(self.replicas):
             if self.movable[p]:
                 for b in reps:

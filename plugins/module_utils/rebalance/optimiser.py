@@ -116,7 +116,7 @@ class HillClimber:
         self.verify = verify
         self.weighted = [(goal.delta, weight) for goal, weight in goals]
         # Only goals that keep their own aggregates need to hear about accepted actions.
-        self.listeners = [goal.applied for goal, _ in goals if type(goal).applied is not Goal.applied]
+        self.listeners = [goal.applied for goal, weight in goals if type(goal).applied is not Goal.applied]
         self.balance = [(goal, weight) for goal, weight in goals if isinstance(goal, ResourceBalanceGoal)]
         self._fuse(goals)
         replicas = sum(len(r) for r in state.replicas)
@@ -136,10 +136,10 @@ class HillClimber:
 
     def _fuse(self, goals):
         n = self.state.model.n_brokers
-        self.K = [[0.0] * n for _ in RESOURCES]
-        self.T = [[0.0] * n for _ in RESOURCES]
-        self.G = [[0.0] * n for _ in RESOURCES]
-        self.dev = [[0.0] * n for _ in RESOURCES]
+        self.K = [[0.0] * n for r in RESOURCES]
+        self.T = [[0.0] * n for r in RESOURCES]
+        self.G = [[0.0] * n for r in RESOURCES]
+        self.dev = [[0.0] * n for r in RESOURCES]
         self.dev_weight = [0.0] * len(RESOURCES)
         self.pressure = [0.0] * n
         self.topic = None
@@ -255,7 +255,7 @@ class HillClimber:
                     crowded.sort(key=lambda b: b == state.leader[p])
                     self._relocate(p, crowded[0], "too many replicas on rack %s" % model.racks[crowded[0]],
                                    allowed=lambda d: counts.get(rack[d], 0) < limit[p])
-        for r, b, _, limit in constraints.capacity_excess():
+        for r, b, dummy, limit in constraints.capacity_excess():
             # Largest first, skipping replicas no broker has room for, until b is under its limit.
             load = state.load[r]
             for p in sorted(state.hosted[b], key=lambda p: -state.move(p, b, b).v[r]):
@@ -510,7 +510,7 @@ class HillClimber:
         state, settings = self.state, self.settings
         best = [-self.min_gain, None]
         k = settings.swap_sample
-        for _, r, src in sources[:settings.swap_sources]:
+        for dummy, r, src in sources[:settings.swap_sources]:
             mine = self._sample(state.hosted[src], k)
             for dst in self._destinations(r, src, count=2)[:4]:
                 self._swaps(src, dst, mine, self._sample(state.hosted[dst], k), best)
@@ -534,7 +534,7 @@ class HillClimber:
                     self._leader_moves(action.src, [action.p], found, threshold=1e300)
                 else:
                     self._replica_moves(action.src, [action.dst], [action.p], found, threshold=1e300)
-                fused = [delta for delta, _, _, dst in found if dst == action.dst][0]
+                fused = [candidate[0] for candidate in found if candidate[3] == action.dst][0]
         finally:
             self.constraints, self.custom, self.budget_limited = saved
         fused += self._custom_delta(action)
@@ -557,7 +557,7 @@ class HillClimber:
                 return
             accepted = 0
             for deep in (False, True):
-                for _, r, src in self._sources(deep):
+                for dummy, r, src in self._sources(deep):
                     key = (r, src)
                     since = resting.get(key)
                     if since is not None and self.accepted - since < settings.rest_steps:

@@ -87,10 +87,10 @@ class Planner:
         self.goals = build_goals(goal_weights, custom_goals)
         self.state = ClusterState(self.model, movable)
         # Feasibility first: goals may assume there is something to balance onto.
-        vetoes = [goal.allows for goal, _ in self.goals if callable(getattr(goal, "allows", None))]
+        vetoes = [goal.allows for goal, weight in self.goals if callable(getattr(goal, "allows", None))]
         self.constraints = Constraints(self.state, capacity_threshold, vetoes)
         self.constraints.check_feasible()
-        for goal, _ in self.goals:
+        for goal, weight in self.goals:
             try:
                 goal.bind(self.state)
             except ModelError:

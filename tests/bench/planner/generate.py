@@ -1,5 +1,5 @@
 # Copyright: streamops.day2 contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Skewed cluster models for the planner benchmarks (the cluster-model format of docs/rebalance.md).
 
 What makes them hard, and realistic:
@@ -103,7 +103,7 @@ def generate(brokers=12, partitions=700, rf=3, racks=3, new_brokers=1, drain=0, 
         placement = kafka_assign(pool, rack_of, n, min(rf, len(pool)), rng)
         retention = rng.choice((3600, 6 * 3600, 24 * 3600, 3 * 24 * 3600, 7 * 24 * 3600)) / 1000.0
         fanout = rng.choice((0, 1, 1, 2, 3, 4))
-        skews = [rng.lognormvariate(0, 0.8) for _ in range(n)]
+        skews = [rng.lognormvariate(0, 0.8) for p in range(n)]
         mean_skew = sum(skews) / n
         for p in range(n):
             share = topic_rate[t] / scale_rate * skews[p] / mean_skew / n

@@ -43,7 +43,7 @@ def random_actions(state, rng, count):
     model = state.model
     n = model.n_brokers
     made = 0
-    for _ in range(count * 20):
+    for attempt in range(count * 20):  # pylint: disable=unused-variable
         if made == count:
             return
         kind = rng.choice(("move", "leader", "swap"))

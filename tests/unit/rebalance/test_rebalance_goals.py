@@ -76,7 +76,7 @@ def test_incremental_loads_match_full_recomputation(params, action_seed):
 def test_fused_evaluation_equals_goal_deltas(params, action_seed, weights):
     state = state_of(random_model(**params))
     goals = build_goals(weights)
-    for goal, _ in goals:
+    for goal, weight in goals:
         goal.bind(state)
     climber = HillClimber(state, goals, Constraints(state))
     rng = random.Random(action_seed)
