@@ -51,6 +51,7 @@ class Options:
     topic_pattern: str | None = None
     exclude_idle: bool = False
     thresholds: dict = field(default_factory=dict)
+    detail: str = "partitions"  # or "topics", "groups": how much of each group to return
 
     def wants_topic(self, topic):
         if self.topics and topic not in self.topics:
@@ -126,14 +127,13 @@ def _group_report(group, samples, partition_counts, record_times, options, span)
         members=[_member_report(m) for m in group.members],
     )
     report.update(_totals(partitions))
-    report["topics"] = [dict(topic=topic, **_totals(rows)) for topic, rows in _by_topic(partitions)]
     status, reasons = _group_status(partitions, report["lag"], options.thresholds)
-    report.update(
-        status=status,
-        reasons=reasons,
-        partition_statuses=_count(p["status"] for p in partitions),
-        partitions=partitions,
-    )
+    report.update(status=status, reasons=reasons, partition_statuses=_count(p["status"] for p in partitions))
+    if options.detail in ("topics", "partitions"):
+        report["topics"] = [dict(topic=topic, **_totals(rows)) for topic, rows in _by_topic(partitions)]
+    if options.detail == "partitions":
+        windowed = len(samples) > 1
+        report["partitions"] = [_public_row(p, windowed) for p in partitions]
     return report
 
 
@@ -170,16 +170,25 @@ def _partition_report(group_name, key, samples, owner, owned, record_times, opti
         log_end_offset=end,
         lag=lag,
         lag_seconds=lag_seconds,
-        has_committed_offset=current is not None,
         status=status,
         reason=reason,
-        idle=idle,
-        excluded=excluded,
-        member_id=owner.member_id if owner else None,
         client_id=owner.client_id if owner else None,
         host=owner.host if owner else None,
+        idle=idle,
+        excluded=excluded,
         lag_samples=[rules.lag_of(c, e) for c, e in zip(committed, log_ends)],
     )
+
+
+# Keys of a partition row that only mean something over a window of two samples or more.
+WINDOW_KEYS = ("idle", "excluded", "lag_samples")
+
+
+def _public_row(row, windowed):
+    """A partition as returned: lean (results of thousands of groups travel through Ansible)."""
+    if windowed:
+        return row
+    return {key: value for key, value in row.items() if key not in WINDOW_KEYS}
 
 
 def _lag_seconds(topic, partition, committed, lag, now, record_times):
@@ -188,9 +197,12 @@ def _lag_seconds(topic, partition, committed, lag, now, record_times):
         return None
     if lag <= 0:
         return 0.0
-    timestamp_ms = record_times.get((topic, partition, committed))
+    key = (topic, partition, committed)
+    if key not in record_times:
+        return None  # not read (lag_seconds disabled, or not within the time limit)
+    timestamp_ms = record_times[key]
     if timestamp_ms is None:
-        return None
+        return 0.0  # no record at or after the offset, only transaction markers: nothing waits
     return round(max(0.0, now - timestamp_ms / 1000.0), 3)
 
 
@@ -207,7 +219,7 @@ def _totals(partitions):
         max_lag=max(p["lag"] for p in counted) if counted else None,
         max_lag_seconds=max(seconds) if seconds else None,
         partition_count=len(partitions),
-        uncommitted_partitions=sum(1 for p in partitions if not p["has_committed_offset"]),
+        uncommitted_partitions=sum(1 for p in partitions if p["committed_offset"] is None),
         idle_partitions=sum(1 for p in partitions if p["idle"]),
         excluded_partitions=sum(1 for p in partitions if p["excluded"]),
     )

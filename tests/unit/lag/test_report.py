@@ -39,8 +39,8 @@ def test_never_committed_partition_of_a_consumed_topic_is_listed_without_lag():
     window = samples(({"app": {("a", 0): 4}}, {("a", 0): 4, ("a", 1): 9, ("a", 2): 0}))
     report = one(group, window, {"a": 3})
     rows = report["partitions"]
-    assert [(p["partition"], p["committed_offset"], p["lag"], p["lag_seconds"], p["has_committed_offset"], p["status"]) for p in rows] == [
-        (0, 4, 0, 0.0, True, "OK"), (1, None, None, None, False, "NO_OFFSET"), (2, None, None, None, False, "NO_OFFSET")]
+    assert [(p["partition"], p["committed_offset"], p["lag"], p["lag_seconds"], p["status"]) for p in rows] == [
+        (0, 4, 0, 0.0, "OK"), (1, None, None, None, "NO_OFFSET"), (2, None, None, None, "NO_OFFSET")]
     assert report["uncommitted_partitions"] == 2 and report["lag"] == 0
     assert report["status"] == "OK"
 
@@ -117,6 +117,13 @@ def test_lag_seconds_unknown_when_the_record_was_not_read_and_never_negative():
     assert [p["lag_seconds"] for p in report["partitions"]] == [None, 0.0]
 
 
+def test_lag_seconds_zero_when_only_transaction_markers_remain():
+    group = Group("app", "Empty")
+    window = samples(({"app": {("a", 0): 4}}, {("a", 0): 5}))
+    report = one(group, window, {"a": 1}, {("a", 0, 4): None})  # the reader found no record at or after offset 4
+    assert (report["partitions"][0]["lag"], report["partitions"][0]["lag_seconds"]) == (1, 0.0)
+
+
 def test_reads_are_one_per_lagging_offset_however_many_groups_share_it():
     groups = [Group("g1", "Empty"), Group("g2", "Empty"), Group("g3", "Empty")]
     window = samples(({"g1": {("a", 0): 5, ("a", 1): 9}, "g2": {("a", 0): 5}, "g3": {("a", 0): 7}},
@@ -146,3 +153,17 @@ def test_summary_counts_every_status():
     assert summarise(reports) == dict(groups=3, status="ERR", statuses={"OK": 2, "WARN": 0, "ERR": 1}, lag=10, max_lag=7,
                                       max_lag_seconds=30.0, partitions=6, uncommitted_partitions=2)
     assert summarise([])["status"] == "OK" and summarise([])["lag"] is None
+
+
+def test_rows_are_lean_with_one_sample_and_detail_selects_the_levels():
+    group = Group("app", "Stable", members=[member("c1", [("a", 0)])])
+    window = samples(({"app": {("a", 0): 1}}, {("a", 0): 5}))
+    row = one(group, window, {"a": 1})["partitions"][0]
+    assert sorted(row) == ["client_id", "committed_offset", "host", "lag", "lag_seconds", "log_end_offset", "partition", "reason",
+                           "status", "topic"]
+    two = samples(({"app": {("a", 0): 1}}, {("a", 0): 5}), ({"app": {("a", 0): 2}}, {("a", 0): 5}))
+    assert {"idle", "excluded", "lag_samples"} <= set(one(group, two, {"a": 1})["partitions"][0])
+    topics = one(group, window, {"a": 1}, detail="topics")
+    assert "partitions" not in topics and topics["topics"][0]["lag"] == 4
+    groups = one(group, window, {"a": 1}, detail="groups")
+    assert "topics" not in groups and "partitions" not in groups and groups["lag"] == 4 and groups["status"] == "OK"
