@@ -28,17 +28,18 @@ def final_replicas(replicas, leader):
 
 
 def reassignment(model, replicas, leader, movable=None):
-    """Kafka reassignment JSON for the partitions whose (leader-first) replica list changes.
+    """Kafka reassignment JSON for the partitions that change: their (leader-first) replica list,
+    or only their leader (a partition led today by another replica than its first one, whose
+    planned leader is that first replica, is listed unchanged: executing the plan elects it).
 
-    Partitions not movable (excluded topics) are never listed, even when their current leader is
-    not their first replica."""
+    Partitions not movable (excluded topics) are never listed."""
     ids = model.broker_ids
     out = []
     for p in range(model.n_partitions):
         if movable is not None and not movable[p]:
             continue
         new = final_replicas(replicas[p], leader[p])
-        if new != model.replicas[p]:
+        if new != model.replicas[p] or leader[p] != model.leader[p]:
             out.append({"topic": model.topics[model.p_topic[p]], "partition": model.p_number[p],
                         "replicas": [ids[b] for b in new]})
     out.sort(key=lambda e: (e["topic"], e["partition"]))

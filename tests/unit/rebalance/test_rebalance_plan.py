@@ -72,11 +72,13 @@ def test_hard_constraints_always_hold(seed, brokers, racks, rf, drain, excluded)
 def test_plan_lists_only_changed_partitions_leader_first():
     model = random_model(7, brokers=6, partitions=40)
     result = plan_rebalance(model, seed=1)
-    current = {(p["topic"], p["partition"]): p["replicas"] for p in model["partitions"]}
+    current = {(p["topic"], p["partition"]): p for p in model["partitions"]}
     assert result["plan"]["version"] == 1 and result["plan"]["partitions"]
     for entry in result["plan"]["partitions"]:
         assert set(entry) == {"topic", "partition", "replicas"}
-        assert entry["replicas"] != current[(entry["topic"], entry["partition"])]
+        now = current[(entry["topic"], entry["partition"])]
+        # Changed replicas or order, or a leader to elect back onto the first replica.
+        assert entry["replicas"] != now["replicas"] or now["leader"] != now["replicas"][0]
     summary = result["summary"]
     assert summary["partitions_changed"] == len(result["plan"]["partitions"])
     for resource in ("nw_in", "nw_out", "disk", "replicas", "leaders"):

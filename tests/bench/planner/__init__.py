@@ -1,0 +1,1 @@
+"""Planner benchmarks: `python -m tests.bench.planner` (see tests/bench/README.md)."""

@@ -1,0 +1,5 @@
+import sys
+
+from tests.bench.planner.run import main
+
+sys.exit(main())

@@ -1,0 +1,92 @@
+# Copyright: streamops.day2 contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The anchors the planner is compared with, run on the same model files.
+
+- Kafka's --generate: the lab's Kafka jars (tests/lab/kafka.sh fetch), driven by java/KafkaGenerate.java.
+- Cruise Control's optimizer: its jars from Maven Central (cruise-control/pom.xml), driven by
+  cruise-control/CruiseControlBench.java. Benchmark only; never a runtime dependency.
+
+Compiled classes and fetched jars are cached under .lab/bench/planner/.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[2]
+CACHE = ROOT / ".lab" / "bench" / "planner"
+KAFKA_LIBS = ROOT / ".lab" / "kafka" / "libs"
+
+
+class Unavailable(Exception):
+    """An anchor that cannot run on this machine (the reason is reported in the table)."""
+
+
+def timed(cmd, **kwargs):
+    """Run cmd under GNU time: (stdout, wall seconds, user+sys seconds, peak RSS in MB)."""
+    timing = CACHE / "time.txt"
+    CACHE.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.run(["/usr/bin/time", "-o", str(timing), "-f", "%e %U %S %M"] + list(cmd),
+                          capture_output=True, text=True, **kwargs)
+    if proc.returncode != 0:
+        raise RuntimeError("%s failed (rc %d): %s" % (cmd[0], proc.returncode, (proc.stderr or proc.stdout)[-2000:]))
+    wall, user, system, rss_kb = timing.read_text().split()[-4:]
+    return proc.stdout, float(wall), float(user) + float(system), int(rss_kb) / 1024.0
+
+
+def _compile(source, classpath, out):
+    out.mkdir(parents=True, exist_ok=True)
+    marker = out / (source.stem + ".class")
+    if marker.exists() and marker.stat().st_mtime >= source.stat().st_mtime:
+        return
+    if not shutil.which("javac"):
+        raise Unavailable("no javac on this machine")
+    subprocess.run(["javac", "-nowarn", "-d", str(out), "-cp", classpath, str(source)], check=True, capture_output=True, text=True)
+
+
+def kafka_generate(model_path, excluded=()):
+    """Kafka's --generate proposal for the model: (partitions, figures)."""
+    if not KAFKA_LIBS.is_dir():
+        raise Unavailable("the lab's Kafka jars are missing (run tests/lab/kafka.sh fetch)")
+    classes = CACHE / "classes"
+    classpath = "%s/*" % KAFKA_LIBS
+    _compile(HERE / "java" / "KafkaGenerate.java", classpath, classes)
+    out, wall, cpu, rss = timed(["java", "-Xmx2g", "-cp", "%s:%s" % (classpath, classes), "KafkaGenerate", str(model_path)] + list(excluded))
+    result = json.loads(out)
+    return result["partitions"], {"seconds": result["seconds"], "process_seconds": wall, "cpu": cpu, "rss_mb": rss}
+
+
+CC_DIR = HERE / "cruise-control"
+CC_LIBS = CACHE / "cruise-control" / "libs"
+
+
+def cruise_control_classpath():
+    """Cruise Control's jars, fetched once with Maven into .lab/bench/planner/cruise-control/libs."""
+    pom = CC_DIR / "pom.xml"
+    stamp = CC_LIBS / ".pom-stamp"
+    if not (stamp.exists() and stamp.read_text() == pom.read_text()):
+        if not shutil.which("mvn"):
+            raise Unavailable("no mvn on this machine to fetch Cruise Control's jars")
+        shutil.rmtree(CC_LIBS, ignore_errors=True)
+        proc = subprocess.run(["mvn", "-B", "-q", "-f", str(pom), "-Dmaven.repo.local=%s" % (ROOT / ".lab" / "m2"),
+                               "-Dbench.libs.dir=%s" % CC_LIBS, "dependency:copy-dependencies"], capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise Unavailable("fetching Cruise Control's jars failed: %s" % (proc.stdout + proc.stderr)[-500:])
+        stamp.write_text(pom.read_text())
+    return "%s/*" % CC_LIBS
+
+
+def cruise_control(model_path, excluded=()):
+    """Cruise Control's GoalOptimizer proposal for the model: (partitions, figures)."""
+    classpath = cruise_control_classpath()
+    classes = CACHE / "cruise-control" / "classes"
+    _compile(CC_DIR / "CruiseControlBench.java", classpath, classes)
+    out, wall, cpu, rss = timed(["java", "-Xmx6g", "-cp", "%s:%s" % (classpath, classes), "CruiseControlBench", str(model_path)]
+                                + list(excluded))
+    result = json.loads(out)
+    return result["partitions"], {"seconds": result["seconds"], "process_seconds": wall, "cpu": cpu, "rss_mb": rss,
+                                  "note": result.get("note", "")}
