@@ -272,6 +272,13 @@ running_nodes() {  # how many of the three nodes run
 # wait five minutes for it; it gets QUORUM_LOST_GRACE seconds to finish, then SIGKILL.
 QUORUM_LOST_GRACE=${KAFKA_LAB_QUORUM_LOST_GRACE:-5}
 
+# Past its controlled shutdown, a node no longer needs the quorum (it may still be writing its
+# class-data archive, or waiting Kafka's 5 s for a new raft leader): let it finish.
+broker_part_done() {  # broker-N
+    local n=${1#broker-}
+    tail -n 400 "$LOGS/$1.log" 2>/dev/null | grep -qF "[BrokerServer id=$n] shut down completed"
+}
+
 stop_many() {  # signal name...
     local sig=$1; shift
     local name pid names=() pids=() clean=()
@@ -287,7 +294,7 @@ stop_many() {  # signal name...
         for i in "${!pids[@]}"; do [[ -d /proc/${pids[$i]} ]] && left+=("$i"); done
         ((${#left[@]})) || break
         if ((${#left[@]} == 1)) && [[ ${names[${left[0]}]} == broker-* ]] &&
-            (($(running_nodes) == 1)); then
+            (($(running_nodes) == 1)) && ! broker_part_done "${names[${left[0]}]}"; then
             alone_since=${alone_since:-$SECONDS}
         else
             alone_since=""
