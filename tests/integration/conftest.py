@@ -59,7 +59,7 @@ def run_module(name, args, check=False, diff=False, tmp_path_factory=None):
     payload = dict(args, _ansible_check_mode=check, _ansible_diff=diff, _ansible_tmpdir=None)
     env = dict(os.environ, PYTHONPATH=str(COLLECTIONS))
     proc = subprocess.run([sys.executable, str(module)], input=json.dumps({"ANSIBLE_MODULE_ARGS": payload}),
-                          capture_output=True, text=True, env=env, timeout=600)
+                          capture_output=True, text=True, env=env, timeout=600, check=False)
     try:
         result = json.loads(proc.stdout)
     except ValueError:

@@ -26,7 +26,7 @@ def describe(admin, name):
     md = admin.list_topics(topic=name, timeout=10).topics[name]
     if md.error is not None:
         return None
-    return [list(p.replicas) for _, p in sorted(md.partitions.items())]
+    return [list(md.partitions[i].replicas) for i in sorted(md.partitions)]
 
 
 def overrides(admin, name):

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Small helpers for tests/lab/kafka.sh, standard library only (a fresh machine has python3
 but not necessarily the repo's virtualenv, and a JVM per check would cost seconds).
 

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Checks the lab's Kafka with the Python clients the collection uses (requirements.txt):
 confluent-kafka and kafka-python's KafkaAdminClient, plus a FileStreamSink through Connect.
 
