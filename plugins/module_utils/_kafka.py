@@ -192,6 +192,19 @@ class KafkaModule(AnsibleModule):
                 raise KafkaError(self.unreachable_message(e))
         return self._kp_admin
 
+    def drop_kafka_python_admin(self):
+        """Forget the kafka-python client so its next use connects afresh.
+
+        It caches the broker it sends controller requests to and the broker list, and does not notice by
+        itself that this broker went away or came back (a broker restart in the middle of a long wait).
+        """
+        if self._kp_admin is not None:
+            try:
+                self._kp_admin.close()
+            except Exception:  # closing a client whose broker is gone may fail in several ways; it is dropped anyway
+                pass
+            self._kp_admin = None
+
     def metadata(self, topic=None):
         try:
             return self.admin.list_topics(topic=topic, timeout=self.timeout)

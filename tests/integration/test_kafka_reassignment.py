@@ -216,7 +216,7 @@ def test_execute_moves_throttles_elects_and_cleans_up_then_nothing_to_do(reassig
 
 def test_a_new_preferred_leader_is_elected_after_a_reorder(reassign, topics, admin, unique):
     name = topics(unique, [[1, 2]])
-    assert leaders(admin, name) == [1]
+    wait_for(lambda: leaders(admin, name) == [1], "leader 1")
     result = reassign(plan=plan_of(name, [[2, 1]]))
     assert result["changed"] and replicas(admin, name) == [[2, 1]]
     wait_for(lambda: leaders(admin, name) == [2], "leader 2")
@@ -287,6 +287,7 @@ def test_throttle_configs_are_those_kafkas_tool_sets(reassign, topics, admin, ka
 
     kafka_tool("reassign-partitions", "--bootstrap-server", bootstrap, "--execute", "--reassignment-json-file", str(plan_file),
                "--throttle", "7000000")
+    wait_for(lambda: len(topic_throttle(admin, name)) == 2 and len(broker_throttles(admin)) == 3, "the tool's throttle to show", 15)
     tool_topic, tool_brokers = topic_throttle(admin, name), broker_throttles(admin)
     wait_for(lambda: replicas(admin, name) == target, "the tool's moves")
     kafka_tool("reassign-partitions", "--bootstrap-server", bootstrap, "--verify", "--reassignment-json-file", str(plan_file))
@@ -295,6 +296,7 @@ def test_throttle_configs_are_those_kafkas_tool_sets(reassign, topics, admin, ka
     assert reassign(plan=plan_of(name, before), elect_leaders=False)["changed"]  # back to the start, unthrottled
     ours = reassign(plan=plan_of(name, target), throttle=7000000, keep_throttle=True)
     assert ours["changed"] and ours["throttle"]["kept"] and replicas(admin, name) == target
+    wait_for(lambda: len(topic_throttle(admin, name)) == 2 and len(broker_throttles(admin)) == 3, "our throttle to show", 15)
     assert topic_throttle(admin, name) == tool_topic
     assert broker_throttles(admin) == tool_brokers
     assert tool_topic == {"leader.replication.throttled.replicas": "0:1,0:2,1:2,1:3,2:1,2:3",
@@ -409,17 +411,19 @@ def test_a_broker_stopped_mid_move_and_restarted_the_run_rides_through(reassign,
     name = topics(unique, [[1, 2], [1, 2]], messages=4000)
     plan = plan_of(name, [[3, 2], [2, 3]])
     outcome = {}
-    runner = threading.Thread(target=lambda: outcome.update(reassign(plan=plan, throttle="300kB", wait_timeout=300)))
+    runner = threading.Thread(target=lambda: outcome.update(reassign(plan=plan, throttle="150kB", wait_timeout=180)))
     runner.start()
     try:
         wait_for(lambda: ongoing(kp_admin, name) == [0, 1], "the moves to start")
         lab_broker("stop-broker", 3)
+        assert 3 not in admin.list_topics(timeout=10).brokers
         time.sleep(3)
+        assert ongoing(kp_admin, name) == [0, 1]  # stalled: their new replica's broker is down
     finally:
         lab_broker("start-broker", 3)
     runner.join(360)
     assert outcome.get("rc") == 0, outcome.get("msg")
     assert replicas(admin, name) == [[3, 2], [2, 3]]
     wait_for(lambda: leaders(admin, name) == [3, 2], "preferred leaders")
-    assert topic_throttle(admin, name) == {} and broker_throttles(admin) == {}
+    assert topic_throttle(admin, name) == {} and broker_throttles(admin) == {}, (outcome["throttle"], outcome.get("warnings"))
     assert count_messages(bootstrap, name, 2) == 4000

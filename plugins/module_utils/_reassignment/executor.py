@@ -57,6 +57,7 @@ class Brokers:
         try:
             return call(*args, **kwargs)
         except kafka_python_errors.KafkaError as e:
+            self.kafka.drop_kafka_python_admin()  # the next call reconnects and finds the brokers again
             raise KafkaError("%s failed: %s." % (what, kafka_python_error_text(e)))
 
     @property
@@ -242,31 +243,50 @@ class Throttling:
             human_bytes(self.rate), ",".join(str(b) for b in sorted(self.touched_brokers)), ",".join(sorted(self.touched_topics)))
 
 
-def clear_throttle(brokers, view, topics, check_mode=False):
+def clear_throttle(brokers, view, topics, touched=None, check_mode=False, confirm_timeout=30.0):
     """Remove reassignment throttles from every live broker and from ``topics`` wherever set.
 
-    Returns (removed, left): what was (or would be) removed, and the offline brokers whose rates
-    could not be checked (Kafka only takes a broker's config through that broker).
+    ``touched`` holds the (brokers, topics) this run set: they are cleared whether or not the brokers
+    already show the setting (a config change takes a moment to show). Then waits until the brokers
+    no longer report any of them. Returns (removed, offline, lingering): what was (or would be)
+    removed, the offline brokers that could not be checked (Kafka takes a broker's config only
+    through that broker), and whatever still showed when ``confirm_timeout`` ran out.
     """
-    live = [b for b, alive in view.brokers.items() if alive]
+    touched_brokers, touched_topics = touched or ((), ())
+    live = {b for b, alive in view.brokers.items() if alive}
     offline = sorted(b for b, alive in view.brokers.items() if not alive)
-    on_brokers, on_topics = brokers.throttles_set(live, set(topics))
+    existing = set(topics) & set(view.topics)
+    on_brokers, on_topics = brokers.throttles_set(live, existing)
+    clear_brokers = sorted(set(on_brokers) | (set(touched_brokers) & live))
+    clear_topics = sorted(set(on_topics) | (set(touched_topics) & set(view.topics)))
+    lingering = {"brokers": [], "topics": []}
     if not check_mode:
-        for broker, values in on_brokers.items():
-            brokers.set_configs("broker", broker, {k: None for k in values})
-        for topic, values in on_topics.items():
-            brokers.set_configs("topic", topic, {k: None for k in values})
-    removed = {"brokers": sorted(on_brokers), "topics": sorted(on_topics)}
-    return removed, offline
+        for broker in clear_brokers:
+            brokers.set_configs("broker", broker, dict.fromkeys(BROKER_THROTTLE_KEYS))
+        for topic in clear_topics:
+            brokers.set_configs("topic", topic, dict.fromkeys(TOPIC_THROTTLE_KEYS))
+        deadline = time.monotonic() + confirm_timeout
+        while clear_brokers or clear_topics:
+            still_brokers, still_topics = brokers.throttles_set(clear_brokers, clear_topics)
+            lingering = {"brokers": sorted(still_brokers), "topics": sorted(still_topics)}
+            if not still_brokers and not still_topics or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+    removed = {"brokers": clear_brokers, "topics": clear_topics}
+    return removed, offline, lingering
+
+
+def _where(found):
+    parts = []
+    if found["brokers"]:
+        parts.append("brokers %s" % ",".join(str(b) for b in found["brokers"]))
+    if found["topics"]:
+        parts.append("topics %s" % ",".join(found["topics"]))
+    return " and ".join(parts)
 
 
 def _removal_action(removed):
-    parts = []
-    if removed["brokers"]:
-        parts.append("brokers %s" % ",".join(str(b) for b in removed["brokers"]))
-    if removed["topics"]:
-        parts.append("topics %s" % ",".join(removed["topics"]))
-    return "remove throttle from %s" % " and ".join(parts)
+    return "remove throttle from %s" % _where(removed)
 
 
 def _names(keys):
@@ -350,7 +370,7 @@ class Execution:
         leaders = self._leaders_to_elect(view) if self.params["elect_leaders"] else []
         leftovers = {"brokers": [], "topics": []}
         if not self.params["keep_throttle"] and not all_moves:
-            leftovers, unused = clear_throttle(self.brokers, view, {p["topic"] for p in self.plan["partitions"]}, check_mode=True)
+            leftovers = clear_throttle(self.brokers, view, {p["topic"] for p in self.plan["partitions"]}, check_mode=True)[0]
         actions = []
         waves = simulate_batches(self.queue, caps)
         if rate and all_moves:
@@ -491,8 +511,12 @@ class Execution:
         removed, left = {"brokers": [], "topics": []}, []
         if not keep:
             try:
-                removed, offline = clear_throttle(self.brokers, self.brokers.view(topics), topics | throttling.touched_topics)
+                removed, offline, lingering = clear_throttle(self.brokers, self.brokers.view(topics), topics | throttling.touched_topics,
+                                                             touched=(throttling.touched_brokers, throttling.touched_topics))
                 left = sorted(set(offline) & throttling.touched_brokers)
+                if lingering["brokers"] or lingering["topics"]:
+                    self.warnings.append("The brokers still report the throttle on %s after it was removed; check with "
+                                         "kafka-configs --describe." % _where(lingering))
             except KafkaError as e:
                 self.warnings.append("The throttle could not be removed (%s); remove %s from brokers %s and %s from topics %s by hand."
                                      % (e, "/".join(BROKER_THROTTLE_KEYS), ",".join(map(str, sorted(throttling.touched_brokers))),
@@ -607,7 +631,10 @@ def cancel(kafka, plan, params):
                               after=list(state.replicas) if state is not None and not kafka.check_mode else original))
     removed, left = {"brokers": [], "topics": []}, []
     if not params["keep_throttle"]:
-        removed, left = clear_throttle(brokers, after_view, topics, check_mode=kafka.check_mode)
+        removed, left, lingering = clear_throttle(brokers, after_view, topics, check_mode=kafka.check_mode)
+        if lingering["brokers"] or lingering["topics"]:
+            kafka.warn("The brokers still report the throttle on %s after it was removed; check with kafka-configs --describe."
+                       % _where(lingering))
         if removed["brokers"] or removed["topics"]:
             actions.append(_removal_action(removed))
         if left:
