@@ -231,6 +231,14 @@ groups:
       type: list
       elements: str
       sample: ["STOP on 3 partitions (orders[0], orders[1], orders[2]): lag 120 and no live member of the group owns the partition"]
+    breaches:
+      description:
+        - The O(thresholds) the group crossed, one entry per threshold, the stronger of warn/error per measure.
+        - V(worst) names the partition with the largest value (V(null) for O(thresholds.warn_total_lag) and O(thresholds.error_total_lag)),
+          V(partitions) how many partitions crossed it.
+      type: list
+      elements: dict
+      sample: [{level: ERR, threshold: error_lag_seconds, limit: 600, value: 900.5, worst: "orders[3]", partitions: 2}]
     partition_statuses:
       description: Number of partitions per partition status (V(OK), V(NO_OFFSET), V(WARN), V(STALL), V(STOP), V(REWIND)).
       type: dict

@@ -336,8 +336,10 @@ def test_thresholds_query_and_check_mode(kit, lag):
     result = lag(groups=[group], thresholds=dict(warn_lag=5, error_lag=40, error_lag_seconds=10_000), check=True)
     report = result["groups"][0]
     assert report["status"] == "ERR"
-    assert "ERR on 1 partition (%s[1]): lag 50 >= error_lag 40 (worst %s[1])" % (topic, topic) in report["reasons"]
-    assert "WARN on 1 partition (%s[0]): lag 5 >= warn_lag 5 (worst %s[0])" % (topic, topic) in report["reasons"]
+    assert "ERR on 1 partition: lag 50 >= error_lag 40 on %s[1] (%s[1])" % (topic, topic) in report["reasons"]
+    assert "WARN on 1 partition: lag 5 >= warn_lag 5 on %s[0] (%s[0])" % (topic, topic) in report["reasons"]
+    assert [(b["level"], b["threshold"], b["value"], b["worst"]) for b in report["breaches"]] == [
+        ("ERR", "error_lag", 50, "%s[1]" % topic), ("WARN", "warn_lag", 5, "%s[0]" % topic)]
 
     shaped = lag(groups=[group], query="groups[].partitions[].{p: partition, lag: lag}")
     assert shaped["query_result"] == [{"p": 0, "lag": 5}, {"p": 1, "lag": 50}]

@@ -127,8 +127,8 @@ def _group_report(group, samples, partition_counts, record_times, options, span)
         members=[_member_report(m) for m in group.members],
     )
     report.update(_totals(partitions))
-    status, reasons = _group_status(partitions, report["lag"], options.thresholds)
-    report.update(status=status, reasons=reasons, partition_statuses=_count(p["status"] for p in partitions))
+    status, reasons, breaches = _group_status(partitions, report["lag"], options.thresholds)
+    report.update(status=status, reasons=reasons, breaches=breaches, partition_statuses=_count(p["status"] for p in partitions))
     if options.detail in ("topics", "partitions"):
         report["topics"] = [dict(topic=topic, **_totals(rows)) for topic, rows in _by_topic(partitions)]
     if options.detail == "partitions":
@@ -255,29 +255,35 @@ def _group_status(partitions, total_lag, thresholds):
         rows = by_status.get(status)
         if rows:
             levels.append(rules.group_level(status))
-            reasons.append("%s on %s: %s" % (status, _some(rows), rows[0]["reason"]))
+            reasons.append("%s on %s: %s (%s)" % (status, _plural(len(rows), "partition"), rows[0]["reason"], _some(rows)))
 
-    breaches = {}
+    breaches = []
+    found = {}
     for p in _counted(partitions):
         for breach in rules.partition_breaches(p["lag"], p["lag_seconds"], thresholds):
-            breaches.setdefault((breach.level != rules.ERR, breach.key), []).append((p, breach))
-    for unused, rows in sorted(breaches.items()):
+            found.setdefault((breach.level != rules.ERR, breach.key), []).append((p, breach))
+    for unused, rows in sorted(found.items()):
         worst_p, worst_breach = max(rows, key=lambda row: row[1].value)
         levels.append(worst_breach.level)
-        reasons.append("%s on %s: %s (worst %s)" % (worst_breach.level, _some([p for p, unused in rows]), worst_breach.text, _name(worst_p)))
+        reasons.append("%s on %s: %s on %s (%s)" % (worst_breach.level, _plural(len(rows), "partition"), worst_breach.text, _name(worst_p),
+                                                  _some([p for p, unused in rows])))
+        breaches.append(dict(level=worst_breach.level, threshold=worst_breach.key, limit=worst_breach.limit,
+                             value=worst_breach.value, worst=_name(worst_p), partitions=len(rows)))
     for breach in rules.total_breaches(total_lag, thresholds):
         levels.append(breach.level)
         reasons.append("%s: %s" % (breach.level, breach.text))
-    return rules.worst(levels), reasons
+        breaches.append(dict(level=breach.level, threshold=breach.key, limit=breach.limit, value=breach.value, worst=None, partitions=None))
+    return rules.worst(levels), reasons, breaches
 
 
 def _some(rows):
     names = [_name(p) for p in rows[:REASON_EXAMPLES]]
     more = len(rows) - len(names)
-    text = ", ".join(names)
-    if more:
-        text += " and %d more" % more
-    return "%d partition%s (%s)" % (len(rows), "" if len(rows) == 1 else "s", text)
+    return ", ".join(names) + (" and %d more" % more if more else "")
+
+
+def _plural(count, word):
+    return "%d %s%s" % (count, word, "" if count == 1 else "s")
 
 
 def summarise(reports):

@@ -58,7 +58,7 @@ def test_group_without_members_and_lag_is_stop_and_err_within_one_sample():
     report = one(group, samples(({"gone": {("a", 0): 3}}, {("a", 0): 10})), {"a": 1})
     assert report["partitions"][0]["status"] == "STOP"
     assert report["status"] == "ERR"
-    assert report["reasons"] == ["STOP on 1 partition (a[0]): lag 7 and no live member of the group owns the partition"]
+    assert report["reasons"] == ["STOP on 1 partition: lag 7 and no live member of the group owns the partition (a[0])"]
 
 
 def test_stalled_consumer_over_a_window():
@@ -67,7 +67,8 @@ def test_stalled_consumer_over_a_window():
     report = one(group, window, {"a": 1})
     assert report["partitions"][0]["status"] == "STALL" and report["status"] == "ERR"
     assert report["partitions"][0]["lag_samples"] == [7, 8, 9]
-    assert report["reasons"][0].startswith("STALL on 1 partition (a[0]): lag 9, committed offset 3 did not move in 3 samples over 4s")
+    assert report["reasons"][0].startswith("STALL on 1 partition: lag 9, committed offset 3 did not move in 3 samples over 4s")
+    assert report["reasons"][0].endswith(" (a[0])")
 
 
 def test_idle_partitions_are_flagged_and_excluded_on_request():
@@ -83,7 +84,7 @@ def test_idle_partitions_are_flagged_and_excluded_on_request():
     assert quiet["excluded"] is True and quiet["lag"] == 7  # still shown with its numbers
     assert dropped["lag"] == 2 and dropped["excluded_partitions"] == 1
     # busy[0] is unowned and its offset does not move: STOP on its own.
-    assert dropped["partition_statuses"] == {"STOP": 2} and dropped["reasons"][0].startswith("STOP on 1 partition (busy[0])")
+    assert dropped["partition_statuses"] == {"STOP": 2} and dropped["reasons"][0].startswith("STOP on 1 partition: lag 2") and dropped["reasons"][0].endswith("(busy[0])")
 
 
 def test_topic_filter_and_pattern():
@@ -102,12 +103,19 @@ def test_thresholds_raise_the_group_status_with_a_reason():
     report = one(group, window, {"a": 2}, times, thresholds=dict(warn_lag=100, error_lag=1000, warn_lag_seconds=600))
     assert report["status"] == "ERR"
     assert report["reasons"] == [
-        "ERR on 1 partition (a[1]): lag 2000 >= error_lag 1000 (worst a[1])",
-        "WARN on 1 partition (a[0]): lag 150 >= warn_lag 100 (worst a[0])",
-        "WARN on 1 partition (a[1]): lag seconds 900s >= warn_lag_seconds 600s (worst a[1])",
+        "ERR on 1 partition: lag 2000 >= error_lag 1000 on a[1] (a[1])",
+        "WARN on 1 partition: lag 150 >= warn_lag 100 on a[0] (a[0])",
+        "WARN on 1 partition: lag seconds 900s >= warn_lag_seconds 600s on a[1] (a[1])",
+    ]
+    assert report["breaches"] == [
+        dict(level="ERR", threshold="error_lag", limit=1000, value=2000, worst="a[1]", partitions=1),
+        dict(level="WARN", threshold="warn_lag", limit=100, value=150, worst="a[0]", partitions=1),
+        dict(level="WARN", threshold="warn_lag_seconds", limit=600, value=900.0, worst="a[1]", partitions=1),
     ]
     total = one(group, window, {"a": 2}, times, thresholds=dict(warn_total_lag=2000))
     assert total["status"] == "WARN" and total["reasons"] == ["WARN: total lag 2150 >= warn_total_lag 2000"]
+    assert total["breaches"] == [dict(level="WARN", threshold="warn_total_lag", limit=2000, value=2150, worst=None, partitions=None)]
+    assert one(group, window, {"a": 2}, times)["breaches"] == []
 
 
 def test_lag_seconds_unknown_when_the_record_was_not_read_and_never_negative():
@@ -167,3 +175,13 @@ def test_rows_are_lean_with_one_sample_and_detail_selects_the_levels():
     assert "partitions" not in topics and topics["topics"][0]["lag"] == 4
     groups = one(group, window, {"a": 1}, detail="groups")
     assert "topics" not in groups and "partitions" not in groups and groups["lag"] == 4 and groups["status"] == "OK"
+
+
+def test_reasons_name_a_few_partitions_and_count_the_rest():
+    group = Group("app", "Empty")
+    window = samples(({"app": {("a", p): 0 for p in range(5)}}, {("a", p): 10 + p for p in range(5)}))
+    report = one(group, window, {"a": 5}, thresholds=dict(warn_lag=12))
+    assert report["reasons"] == [
+        "STOP on 5 partitions: lag 10 and no live member of the group owns the partition (a[0], a[1], a[2] and 2 more)",
+        "WARN on 3 partitions: lag 14 >= warn_lag 12 on a[4] (a[2], a[3], a[4])",
+    ]
