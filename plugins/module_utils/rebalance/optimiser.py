@@ -78,6 +78,9 @@ class SearchSettings:
     swap_sources = 6
     rest_steps = 25            # a source that offered nothing is skipped for this many accepted actions
     max_escalations = 2        # how often the samples double before the search gives up
+    # Later actions of a round are accepted only while, re-scored, they keep this share of the gain
+    # they showed when found: a stale candidate is left for a later round to reconsider.
+    batch_keep = 0.5
     # An action must lower the cost by at least this much (in units of 1 / number of replicas, the
     # scale of one average replica's effect on the goals): below it, the gain is too small to be
     # worth an action, so the search ends, and a second run on its result finds nothing to do.
@@ -487,17 +490,19 @@ class HillClimber:
         """Accept, best first, every candidate that is still valid, admissible and improving.
 
         The first is exactly the best of the round; each later one is re-evaluated on the state the
-        earlier ones left, so every accepted action is a genuine improvement.  One round of sampling
-        thus yields many actions while the loads are far from balanced (fast on big clusters) and
-        about one near the optimum (careful where it matters).
+        earlier ones left and taken only if it still improves by at least ``batch_keep`` of what it
+        promised, so every accepted action is a genuine improvement.  One round of sampling thus
+        yields many actions while the loads are far from balanced (fast on big clusters) and about
+        one near the optimum (careful where it matters).
         """
         found.sort()
         accepted = 0
+        keep = self.settings.batch_keep
         for index, (delta, kind, p, dst) in enumerate(found):
             action = self._rebuild(kind, p, src, dst)
             if action is None or not self._admissible(action):
                 continue
-            if index and self.delta(action) >= -self.min_gain:
+            if index and self.delta(action) >= min(-self.min_gain, keep * delta):
                 continue
             if self.verify:
                 self._check(action)
