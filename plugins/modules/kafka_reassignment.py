@@ -244,6 +244,9 @@ progress:
     pending:
       description: Moves not started.
       type: int
+    replica_moves:
+      description: Replicas the moves of this run add to brokers that did not hold them (the planner's count of moves).
+      type: int
     bytes_total:
       description: Bytes the moves of this run copy.
       type: int
@@ -256,7 +259,7 @@ progress:
     elapsed_seconds:
       description: Duration of the run.
       type: float
-  sample: {partitions: 6, at_target_before: 2, moved: 4, in_flight: 0, pending: 0, bytes_total: 20971520, bytes_moved: 20971520,
+  sample: {partitions: 6, at_target_before: 2, moved: 4, in_flight: 0, pending: 0, replica_moves: 4, bytes_total: 20971520, bytes_moved: 20971520,
            batches: 2, elapsed_seconds: 8.4}
 estimated_seconds:
   description: Lower bound of the time the moves take under the throttle (the busiest broker sets the pace); null without throttle.

@@ -544,6 +544,7 @@ class Execution:
             moved=len(self.moved),
             in_flight=len(self.running),
             pending=len(self.queue),
+            replica_moves=sum(len(m.adding) for m in all_moves),
             bytes_total=sum(m.bytes for m in all_moves),
             bytes_moved=sum(m.bytes for m in self.moved),
             batches=len(self.batches),
