@@ -12,6 +12,7 @@ Compiled classes and fetched jars are cached under .lab/bench/planner/.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -61,32 +62,60 @@ def kafka_generate(model_path, excluded=()):
 
 
 CC_DIR = HERE / "cruise-control"
-CC_LIBS = CACHE / "cruise-control" / "libs"
+CC_CACHE = CACHE / "cruise-control"
+CC_LIBS = CC_CACHE / "libs"
+# Cruise Control's sources (a checkout or `git archive` of linkedin/cruise-control): see cruise_control_classpath.
+CC_SOURCE = Path(os.environ.get("CRUISE_CONTROL_SRC", str(CC_CACHE / "src")))
+CC_MODULES = ("cruise-control-core", "cruise-control-metrics-reporter", "cruise-control")
 
 
 def cruise_control_classpath():
-    """Cruise Control's jars, fetched once with Maven into .lab/bench/planner/cruise-control/libs."""
+    """Cruise Control's class path: its dependencies fetched from Maven Central with Maven, and its own
+    classes compiled from source, both cached under .lab/bench/planner/cruise-control/.
+
+    Cruise Control's jars are not on Maven Central (LinkedIn publishes them to linkedin.jfrog.io,
+    which these machines cannot reach), so its sources are compiled here; put them at
+    .lab/bench/planner/cruise-control/src (or point CRUISE_CONTROL_SRC at them).
+    """
     pom = CC_DIR / "pom.xml"
     stamp = CC_LIBS / ".pom-stamp"
     if not (stamp.exists() and stamp.read_text() == pom.read_text()):
         if not shutil.which("mvn"):
-            raise Unavailable("no mvn on this machine to fetch Cruise Control's jars")
+            raise Unavailable("no mvn on this machine to fetch Cruise Control's dependencies")
         shutil.rmtree(CC_LIBS, ignore_errors=True)
         proc = subprocess.run(["mvn", "-B", "-q", "-f", str(pom), "-Dmaven.repo.local=%s" % (ROOT / ".lab" / "m2"),
                                "-Dbench.libs.dir=%s" % CC_LIBS, "dependency:copy-dependencies"], capture_output=True, text=True)
         if proc.returncode != 0:
-            raise Unavailable("fetching Cruise Control's jars failed: %s" % (proc.stdout + proc.stderr)[-500:])
+            raise Unavailable("fetching Cruise Control's dependencies failed: %s" % (proc.stdout + proc.stderr)[-300:])
         stamp.write_text(pom.read_text())
-    return "%s/*" % CC_LIBS
+    libs = "%s/*" % CC_LIBS
+    if not (CC_SOURCE / "cruise-control" / "src" / "main" / "java").is_dir():
+        raise Unavailable("Cruise Control's sources are not at %s (its jars are not on Maven Central; see tests/bench/README.md)" % CC_SOURCE)
+    classes = CC_CACHE / "cc-classes"
+    marker = classes / ".source"
+    source_id = (CC_SOURCE / "COMMIT").read_text().strip() if (CC_SOURCE / "COMMIT").exists() else str(CC_SOURCE)
+    if not (marker.exists() and marker.read_text() == source_id):
+        shutil.rmtree(classes, ignore_errors=True)
+        classes.mkdir(parents=True)
+        files = [str(f) for module in CC_MODULES for f in (CC_SOURCE / module / "src" / "main" / "java").rglob("*.java")]
+        listing = CC_CACHE / "sources.txt"
+        listing.write_text("\n".join(files))
+        proc = subprocess.run(["javac", "-nowarn", "-proc:none", "-d", str(classes), "-cp", libs, "@%s" % listing],
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise Unavailable("compiling Cruise Control failed: %s" % proc.stderr[-300:])
+        marker.write_text(source_id)
+    return "%s:%s" % (libs, classes)
 
 
 def cruise_control(model_path, excluded=()):
-    """Cruise Control's GoalOptimizer proposal for the model: (partitions, figures)."""
+    """Cruise Control's GoalOptimizer proposal for the model (its shipped configuration): (partitions, figures)."""
     classpath = cruise_control_classpath()
-    classes = CACHE / "cruise-control" / "classes"
+    classes = CC_CACHE / "classes"
     _compile(CC_DIR / "CruiseControlBench.java", classpath, classes)
-    out, wall, cpu, rss = timed(["java", "-Xmx6g", "-cp", "%s:%s" % (classpath, classes), "CruiseControlBench", str(model_path)]
-                                + list(excluded))
+    shipped = CC_SOURCE / "config" / "cruisecontrol.properties"
+    out, wall, cpu, rss = timed(["java", "-Xmx6g", "-cp", "%s:%s" % (classpath, classes), "CruiseControlBench", str(model_path),
+                                 str(shipped)] + list(excluded))
     result = json.loads(out)
     return result["partitions"], {"seconds": result["seconds"], "process_seconds": wall, "cpu": cpu, "rss_mb": rss,
                                   "note": result.get("note", "")}

@@ -44,7 +44,7 @@ def run_streamops(path, options):
     return result["plan"]["partitions"], figures
 
 
-def run_case(case, anchor_names, options, log):
+def run_case(case, anchor_names, options, variants, log):
     path = model_file(case)
     with open(path) as handle:
         model = json.load(handle)
@@ -52,7 +52,10 @@ def run_case(case, anchor_names, options, log):
             "replicas": sum(len(p["replicas"]) for p in model["partitions"]),
             "drained": len(model.get("drain_brokers", [])), "floors": metrics.floors(model)}
     rows = {}
-    runners = [("streamops", lambda: run_streamops(path, options))]
+    runners = []
+    for label, weights in variants:
+        run_options = dict(options, goal_weights=weights) if weights else options
+        runners.append((label, lambda run_options=run_options: run_streamops(path, run_options)))
     if "kafka" in anchor_names:
         runners.append(("kafka --generate", lambda: anchors.kafka_generate(path)))
     if "cruise-control" in anchor_names:
@@ -112,6 +115,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m tests.bench.planner", description=__doc__.split("\n\n")[0])
     parser.add_argument("--cases", default=",".join(CASES), help="comma-separated, from: %s" % ", ".join(CASES))
     parser.add_argument("--anchors", default="kafka,cruise-control", help="comma-separated: kafka, cruise-control (or none)")
+    parser.add_argument("--variants", default="default,movement=0.2",
+                        help="our planner's goal weights to run, comma-separated: default, or goal=weight[+goal=weight]")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--time-limit", type=float, default=60.0)
     parser.add_argument("--json", help="also write every figure to this file")
@@ -122,10 +127,17 @@ def main(argv=None):
         parser.error("unknown case %s" % unknown[0])
     anchor_names = set(a for a in args.anchors.split(",") if a and a != "none")
     options = {"seed": args.seed, "time_limit": args.time_limit}
+    variants = []
+    for variant in (v for v in args.variants.split(",") if v):
+        if variant == "default":
+            variants.append(("streamops", None))
+        else:
+            weights = {k: float(w) for k, w in (pair.split("=") for pair in variant.split("+"))}
+            variants.append(("streamops %s" % variant, weights))
     started = time.time()
     report = {}
     for case in cases:
-        report[case] = run_case(case, anchor_names, options, lambda msg: print(msg, file=sys.stderr, flush=True))
+        report[case] = run_case(case, anchor_names, options, variants, lambda msg: print(msg, file=sys.stderr, flush=True))
     print(table(report))
     print("\n(%d cases in %.0f s; σ↓ = reduction of the per-broker standard deviation; max/mean over the brokers kept; "
           "floor = lowest max/mean any placement can reach; time = the planner's own, cpu in brackets)" % (len(cases), time.time() - started))
