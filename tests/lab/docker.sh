@@ -214,10 +214,22 @@ containerd_pid() {
 }
 
 # The lab's 10.213.0.0/16 addresses must be ours alone (e.g. not a second clone's lab).
+# A lab whose engines are gone (its session ended before `down`) leaves its links behind: those
+# are reclaimed; a lab whose engines still run is another clone's, and we stop.
 check_subnet_free() {
-  local other
+  local other iface hash
   other=$(ip -4 -o addr show | awk '$4 ~ /^10\.213\./ { print $2 }' | grep -vx -e "$BRIDGE_A" -e "$VETH_HOST" || true)
-  [ -z "$other" ] || die "10.213.0.0/16 is already used on the host by: $other (another lab clone?)"
+  for iface in $other; do
+    hash=$(printf %s "$iface" | sed -n 's/^sl\([0-9a-f]\{6\}\)[ah]$/\1/p')
+    [ -n "$hash" ] || die "10.213.0.0/16 is already used on the host by $iface, which is not a lab's"
+    # (the pattern comes from a file so grep's own command line does not match it)
+    if grep -qsF -f <(printf '/run/streamops-lab-%s/\n' "$hash") /proc/[0-9]*/cmdline; then
+      die "10.213.0.0/16 is used by another running lab clone ($iface); take that lab down first"
+    fi
+    echo "lab/docker: reclaiming $iface, left by a lab whose engines no longer run" >&2
+    ip link delete "$iface" 2>/dev/null || true
+    [ -e "/run/netns/streamops-lab-$hash-b" ] && ip netns delete "streamops-lab-$hash-b" 2>/dev/null || true
+  done
 }
 
 setup_net_a() {
