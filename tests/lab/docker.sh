@@ -25,12 +25,13 @@ NETNS_B=streamops-lab-$HASH-b
 BRIDGE_A=sl${HASH}a                 # A's bridge; dockerd refuses to create a non-default bridge itself
 VETH_HOST=sl${HASH}h                # host end of the host<->B link
 VETH_NS=sl${HASH}n                  # B's end
-LINK_HOST_IP=10.213.0.1             # the /30 joining host and namespace B
-LINK_NS_IP=10.213.0.2
-BRIDGE_A_CIDR=10.213.1.1/24
-BIP_B=10.213.2.1/24
-POOL_A=10.213.64.0/18               # `docker network create` subnets, never the host's 172.x ranges
-POOL_B=10.213.128.0/18
+NET=10.${LAB_NET_OCTET:-213}         # the lab's /16; LAB_NET_OCTET lets a second clone's lab run beside
+LINK_HOST_IP=$NET.0.1               # the /30 joining host and namespace B
+LINK_NS_IP=$NET.0.2
+BRIDGE_A_CIDR=$NET.1.1/24
+BIP_B=$NET.2.1/24
+POOL_A=$NET.64.0/18                 # `docker network create` subnets, never the host's 172.x ranges
+POOL_B=$NET.128.0/18
 SYS_PATH=/usr/sbin:/usr/bin:/sbin:/bin   # no /usr/local: the engines must run Debian's containerd/runc
 
 APT_PKGS=(docker.io containerd runc iproute2 debootstrap busybox-static xz-utils
@@ -213,18 +214,18 @@ containerd_pid() {
   echo "$pid"
 }
 
-# The lab's 10.213.0.0/16 addresses must be ours alone (e.g. not a second clone's lab).
+# The lab's $NET.0.0/16 addresses must be ours alone (e.g. not a second clone's lab).
 # A lab whose engines are gone (its session ended before `down`) leaves its links behind: those
 # are reclaimed; a lab whose engines still run is another clone's, and we stop.
 check_subnet_free() {
   local other iface hash
-  other=$(ip -4 -o addr show | awk '$4 ~ /^10\.213\./ { print $2 }' | grep -vx -e "$BRIDGE_A" -e "$VETH_HOST" || true)
+  other=$(ip -4 -o addr show | awk -v net="$NET." 'index($4, net) == 1 { print $2 }' | grep -vx -e "$BRIDGE_A" -e "$VETH_HOST" || true)
   for iface in $other; do
     hash=$(printf %s "$iface" | sed -n 's/^sl\([0-9a-f]\{6\}\)[ah]$/\1/p')
-    [ -n "$hash" ] || die "10.213.0.0/16 is already used on the host by $iface, which is not a lab's"
+    [ -n "$hash" ] || die "$NET.0.0/16 is already used on the host by $iface, which is not a lab's"
     # (the pattern comes from a file so grep's own command line does not match it)
     if grep -qsF -f <(printf '/run/streamops-lab-%s/\n' "$hash") /proc/[0-9]*/cmdline; then
-      die "10.213.0.0/16 is used by another running lab clone ($iface); take that lab down first"
+      die "$NET.0.0/16 is used by another running lab clone ($iface); take that lab down first"
     fi
     echo "lab/docker: reclaiming $iface, left by a lab whose engines no longer run" >&2
     ip link delete "$iface" 2>/dev/null || true
