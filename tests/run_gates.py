@@ -9,6 +9,7 @@ so one report shows everything. The last line is the plain count CI reads.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
@@ -23,7 +24,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 BUILD = ROOT / ".build"
 # ansible-test ignores a collection whose path has a hidden folder in it, so not under .build.
-SANITY_TREE = Path(tempfile.gettempdir()) / ("streamops-sanity-%d" % os.getuid()) / "ansible_collections" / "streamops" / "day2"
+SANITY_TREE = (Path(tempfile.gettempdir()) / ("streamops-sanity-%s" % hashlib.sha1(str(ROOT).encode()).hexdigest()[:8])
+               / "ansible_collections" / "streamops" / "day2")
 GET_PIP_CACHE = Path.home() / ".ansible" / "test" / "cache"
 
 
