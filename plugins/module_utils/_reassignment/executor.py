@@ -225,11 +225,13 @@ class Throttling:
         if not self.rate:
             return
         throttle = throttle_for(self.brokers.ongoing(), [(m.topic, m.partition, m.current, m.target) for m in proposed])
+        wanted_topics = {}
         for topic in throttle.topics:
-            self.brokers.set_configs("topic", topic, {LEADER_REPLICAS: throttle.leader.get(topic, ""),
-                                                      FOLLOWER_REPLICAS: throttle.follower.get(topic, "")})
+            wanted_topics[topic] = {LEADER_REPLICAS: throttle.leader.get(topic, ""), FOLLOWER_REPLICAS: throttle.follower.get(topic, "")}
+            self.brokers.set_configs("topic", topic, wanted_topics[topic])
             self.touched_topics.add(topic)
         rate = str(self.rate)
+        new_brokers = []
         for broker in throttle.brokers:
             if broker in self.touched_brokers:
                 continue
@@ -237,6 +239,21 @@ class Throttling:
                 continue  # an offline broker cannot take a config (Kafka routes it to that broker); it keeps none of ours
             self.brokers.set_configs("broker", broker, {LEADER_RATE: rate, FOLLOWER_RATE: rate})
             self.touched_brokers.add(broker)
+            new_brokers.append(broker)
+        self._wait_visible(new_brokers, wanted_topics, rate)
+
+    def _wait_visible(self, brokers, topics, rate, timeout=10.0):
+        """Until the brokers report the throttle just set: a config change takes a moment to reach every broker, and a
+        move submitted before would start unthrottled."""
+        wanted_brokers = {b: {LEADER_RATE: rate, FOLLOWER_RATE: rate} for b in brokers}
+        deadline = time.monotonic() + timeout
+        while True:
+            on_brokers, on_topics = self.brokers.throttles_set(wanted_brokers, set(topics))
+            late = [b for b, values in wanted_brokers.items() if on_brokers.get(b) != values]
+            late += [t for t, values in topics.items() if {k: v for k, v in on_topics.get(t, {}).items()} != values]
+            if not late or time.monotonic() > deadline:
+                return
+            time.sleep(0.1)
 
     def action(self):
         return "throttle %s/s on brokers %s and topics %s" % (
