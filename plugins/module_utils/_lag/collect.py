@@ -17,7 +17,7 @@ import re
 import time
 
 from ansible_collections.streamops.day2.plugins.module_utils._kafka import KafkaError, error_text
-from ansible_collections.streamops.day2.plugins.module_utils._lag.report import Group, Member, Sample, group_partitions
+from ansible_collections.streamops.day2.plugins.module_utils._lag.report import Group, Member, Sample
 
 try:
     import confluent_kafka
@@ -82,9 +82,14 @@ class LagCollector:
 
     def describe_groups(self, names):
         """report.Group for each name, in order (members with their assignments)."""
+        return self._described(names, self._ask_describe(names))
+
+    def _ask_describe(self, names):
         if not names:
-            return []
-        futures = self.kafka.admin.describe_consumer_groups(list(names), request_timeout=self.kafka.timeout)
+            return {}
+        return self.kafka.admin.describe_consumer_groups(list(names), request_timeout=self.kafka.timeout)
+
+    def _described(self, names, futures):
         groups = []
         for name in names:
             description = self.kafka.wait_for(futures[name])
@@ -108,18 +113,25 @@ class LagCollector:
 
     def committed_offsets(self, names):
         """{group: {(topic, partition): offset}}; one OffsetFetch per group, all in flight together."""
+        return self._committed(names, self._ask_committed(names))
+
+    def _ask_committed(self, names):
         futures = {}
         for name in names:
             futures.update(self.kafka.admin.list_consumer_group_offsets(
                 [ConsumerGroupTopicPartitions(name)], request_timeout=self.kafka.timeout))
+        return futures
+
+    def _committed(self, names, futures):
         committed = {}
+        wants_topic = self.options.wants_topic
         for name in names:
             result = self.kafka.wait_for(futures[name])
             offsets = {}
             for tp in result.topic_partitions or []:
                 if tp.error is not None:
                     self.warnings.append("Committed offset of group %s on %s[%d]: %s" % (name, tp.topic, tp.partition, tp.error.str()))
-                elif tp.offset >= 0 and self.options.wants_topic(tp.topic):
+                elif tp.offset >= 0 and wants_topic(tp.topic):
                     offsets[(tp.topic, tp.partition)] = tp.offset
             committed[name] = offsets
         return committed
@@ -147,15 +159,28 @@ class LagCollector:
         """{topic: partition count} from one metadata request."""
         return {name: len(topic.partitions) for name, topic in self.kafka.metadata().topics.items() if topic.error is None}
 
+    def first_sample(self, names, counts):
+        """(groups described, first sample): the descriptions and the committed offsets asked for at once."""
+        asked_groups = self._ask_describe(names)
+        asked_offsets = self._ask_committed(names)
+        groups = self._described(names, asked_groups)
+        return groups, self._sample(groups, self._committed(names, asked_offsets), counts)
+
     def sample(self, groups, counts):
         """One sample: committed offsets of every group, then the log-end offsets of their partitions
         (in that order, so a lag is never below zero because of the time between the two)."""
-        names = [g.name for g in groups]
-        committed = self.committed_offsets(names)
-        partial = Sample(at=0.0, committed=committed)
+        return self._sample(groups, self.committed_offsets([g.name for g in groups]), counts)
+
+    def _sample(self, groups, committed, counts):
         keys = set()
+        for offsets in committed.values():
+            keys.update(offsets)
         for group in groups:
-            keys.update(group_partitions(group, [partial], counts, self.options))
+            for member in group.members:
+                keys.update(key for key in member.assignment if self.options.wants_topic(key[0]))
+        # Every partition of the topics consumed: the union of report.group_partitions over the groups.
+        for topic in {topic for topic, unused in keys}:
+            keys.update((topic, partition) for partition in range(counts.get(topic, 0)))
         at = time.time()
         return Sample(at=at, committed=committed, log_end=self.log_end_offsets(sorted(keys)))
 
@@ -194,6 +219,7 @@ class LagCollector:
             deadline = time.monotonic() + timeout
             pending = len(reads)
             while pending and time.monotonic() < deadline:
+                done = []  # partitions to pause, in one call per batch of messages
                 for message in consumer.consume(num_messages=10000, timeout=0.2):
                     key = (message.topic(), message.partition())
                     offsets = wanted.get(key)
@@ -208,7 +234,7 @@ class LagCollector:
                             failed[key] = error.str()
                         pending -= len(offsets)
                         del offsets[:]
-                        consumer.pause([TopicPartition(*key)])
+                        done.append(TopicPartition(*key))
                         continue
                     at = message.offset()
                     if at < offsets[0]:
@@ -218,9 +244,11 @@ class LagCollector:
                         times[(key[0], key[1], offsets.pop(0))] = stamp
                         pending -= 1
                     if not offsets:
-                        consumer.pause([TopicPartition(*key)])
+                        done.append(TopicPartition(*key))
                     elif (offsets[0] - at) * (len(message) + RECORD_OVERHEAD) > READ_FETCH_BYTES:
                         consumer.seek(TopicPartition(key[0], key[1], offsets[0]))  # far: seek rather than read on
+                if done:
+                    consumer.pause(done)
         finally:
             consumer.close()
         if failed:

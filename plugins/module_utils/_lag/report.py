@@ -31,7 +31,6 @@ class Group:
     name: str
     state: str
     type: str = "classic"
-    protocol_type: str = "consumer"
     assignor: str | None = None
     coordinator: int | None = None
     simple: bool = False
@@ -75,25 +74,41 @@ def group_partitions(group, samples, partition_counts, options):
     return sorted(keys)
 
 
-def wanted_reads(groups, samples, partition_counts, options):
+def all_partitions(groups, samples, partition_counts, options):
+    """{group name: group_partitions(...)} for every group, computed once per call."""
+    return {group.name: group_partitions(group, samples, partition_counts, options) for group in groups}
+
+
+def wanted_reads(groups, samples, partition_counts, options, partitions=None):
     """(topic, partition, offset) of the records whose timestamps give lag in seconds: the record at
     each lagging committed offset in the last sample, once however many groups sit there."""
     last = samples[-1]
+    ends = last.log_end
     reads = set()
     for group in groups:
-        committed = last.committed.get(group.name, {})
-        for key in group_partitions(group, samples, partition_counts, options):
+        committed = last.committed.get(group.name, _EMPTY)
+        keys = partitions[group.name] if partitions is not None else group_partitions(group, samples, partition_counts, options)
+        for key in keys:
             offset = committed.get(key)
-            end = last.log_end.get(key)
-            if offset is not None and end is not None and end > offset:
-                reads.add((key[0], key[1], offset))
+            if offset is not None:
+                end = ends.get(key)
+                if end is not None and end > offset:
+                    reads.add((key[0], key[1], offset))
     return reads
 
 
-def build_report(groups, samples, partition_counts, record_times, options):
-    """The groups as kafka_lag_info returns them (list of dicts, in the order given)."""
+def build_report(groups, samples, partition_counts, record_times, options, partitions=None):
+    """The groups as kafka_lag_info returns them (list of dicts, in the order given).
+
+    partitions: all_partitions(...) when the caller has it already.
+    """
+    if partitions is None:
+        partitions = all_partitions(groups, samples, partition_counts, options)
     span = samples[-1].at - samples[0].at if len(samples) > 1 else None
-    return [_group_report(group, samples, partition_counts, record_times, options, span) for group in groups]
+    return [_group_report(group, partitions[group.name], samples, record_times, options, span) for group in groups]
+
+
+_EMPTY = {}
 
 
 def _owners(group):
@@ -104,36 +119,39 @@ def _owners(group):
     return owners
 
 
-def _group_report(group, samples, partition_counts, record_times, options, span):
+def _group_report(group, keys, samples, record_times, options, span):
     owners = _owners(group)
     # Ownership is unknown when members exist but none reports an assignment (a rebalance, or a
     # protocol whose assignment is not a consumer's): then STOP is not inferred from it.
     ownership_known = not group.members or bool(owners)
-    partitions = []
-    for key in group_partitions(group, samples, partition_counts, options):
+    unowned = False if ownership_known else None
+    windowed = len(samples) > 1
+    commits = [sample.committed.get(group.name, _EMPTY) for sample in samples]
+    now = samples[-1].at
+    rows = []
+    for key in keys:
         owner = owners.get(key)
-        owned = True if owner else (False if ownership_known else None)
-        partitions.append(_partition_report(group.name, key, samples, owner, owned, record_times, options, span))
+        row = _partition_row(key, commits, samples, owner, True if owner else unowned, record_times, options, span, now, windowed)
+        rows.append(row)
 
     report = dict(
         group=group.name,
         state=group.state,
         type=group.type,
-        protocol_type=group.protocol_type,
         assignor=group.assignor,
         coordinator=group.coordinator,
         simple=group.simple,
         member_count=len(group.members),
         members=[_member_report(m) for m in group.members],
     )
-    report.update(_totals(partitions))
-    status, reasons, breaches = _group_status(partitions, report["lag"], options.thresholds)
-    report.update(status=status, reasons=reasons, breaches=breaches, partition_statuses=_count(p["status"] for p in partitions))
+    by_topic = _totals_by_topic(rows, options.exclude_idle and windowed)
+    report.update(_sum_totals(by_topic.values()))
+    status, reasons, breaches = _group_status(rows, report["lag"], options.thresholds, options.exclude_idle and windowed)
+    report.update(status=status, reasons=reasons, breaches=breaches, partition_statuses=_count(row["status"] for row in rows))
     if options.detail in ("topics", "partitions"):
-        report["topics"] = [dict(topic=topic, **_totals(rows)) for topic, rows in _by_topic(partitions)]
+        report["topics"] = [dict(topic=topic, **totals) for topic, totals in sorted(by_topic.items())]
     if options.detail == "partitions":
-        windowed = len(samples) > 1
-        report["partitions"] = [_public_row(p, windowed) for p in partitions]
+        report["partitions"] = rows
     return report
 
 
@@ -145,91 +163,104 @@ def _member_report(member):
                 group_instance_id=member.group_instance_id, assignment=assignment)
 
 
-def _partition_report(group_name, key, samples, owner, owned, record_times, options, span):
-    topic, partition = key
-    committed = [s.committed.get(group_name, {}).get(key) for s in samples]
-    log_ends = [s.log_end.get(key) for s in samples]
-    if any(end is None for end in log_ends):  # a topic deleted while sampled: judge on what is known
-        known = [i for i, end in enumerate(log_ends) if end is not None]
-        committed = [committed[i] for i in known]
-        log_ends = [log_ends[i] for i in known]
-    current = committed[-1] if committed else None
-    end = log_ends[-1] if log_ends else None
-    lag = rules.lag_of(current, end)
-    lag_seconds = _lag_seconds(topic, partition, current, lag, samples[-1].at, record_times)
-    if log_ends:
-        status, reason = rules.rate_partition(committed, log_ends, owned, span)
+def _partition_row(key, commits, samples, owner, owned, record_times, options, span, now, windowed):
+    """One partition as returned. Lean on purpose: results of thousands of groups travel through
+    Ansible, which handles every value; the window fields only come with two samples or more."""
+    if windowed:
+        committed = [c.get(key) for c in commits]
+        log_ends = [s.log_end.get(key) for s in samples]
+        if None in log_ends:  # a topic deleted while sampled: judge on what is known
+            known = [i for i, end in enumerate(log_ends) if end is not None]
+            committed = [committed[i] for i in known]
+            log_ends = [log_ends[i] for i in known]
+        current = committed[-1] if committed else None
+        end = log_ends[-1] if log_ends else None
     else:
+        current = commits[-1].get(key)
+        end = samples[-1].log_end.get(key)
+        committed, log_ends = [current], ([end] if end is not None else [])
+    lag = None if current is None or end is None else end - current
+    if not log_ends:
         status, reason = rules.NO_OFFSET, "the topic is gone"
-    idle = rules.is_idle(log_ends)
-    excluded = bool(options.exclude_idle and idle)
-    return dict(
-        topic=topic,
-        partition=partition,
+    elif not windowed and current is not None:  # one sample, the common case: without the general rules' lists
+        status, reason = (rules.OK, None) if lag <= 0 or owned is not False else rules.unowned_stop(lag)
+    else:
+        status, reason = rules.rate_partition(committed, log_ends, owned, span)
+    row = dict(
+        topic=key[0],
+        partition=key[1],
         committed_offset=current,
         log_end_offset=end,
         lag=lag,
-        lag_seconds=lag_seconds,
+        lag_seconds=_lag_seconds(key, current, lag, now, record_times),
         status=status,
         reason=reason,
         client_id=owner.client_id if owner else None,
         host=owner.host if owner else None,
-        idle=idle,
-        excluded=excluded,
-        lag_samples=[rules.lag_of(c, e) for c, e in zip(committed, log_ends)],
     )
-
-
-# Keys of a partition row that only mean something over a window of two samples or more.
-WINDOW_KEYS = ("idle", "excluded", "lag_samples")
-
-
-def _public_row(row, windowed):
-    """A partition as returned: lean (results of thousands of groups travel through Ansible)."""
     if windowed:
-        return row
-    return {key: value for key, value in row.items() if key not in WINDOW_KEYS}
+        idle = rules.is_idle(log_ends)
+        row.update(idle=idle, excluded=bool(options.exclude_idle and idle),
+                   lag_samples=[None if c is None else e - c for c, e in zip(committed, log_ends)])
+    return row
 
 
-def _lag_seconds(topic, partition, committed, lag, now, record_times):
+def _lag_seconds(key, committed, lag, now, record_times):
     """Age of the oldest record the group has not consumed; 0 when caught up; None when unknown."""
     if lag is None:
         return None
     if lag <= 0:
         return 0.0
-    key = (topic, partition, committed)
-    if key not in record_times:
+    read = (key[0], key[1], committed)
+    if read not in record_times:
         return None  # not read (lag_seconds disabled, or not within the time limit)
-    timestamp_ms = record_times[key]
+    timestamp_ms = record_times[read]
     if timestamp_ms is None:
         return 0.0  # no record at or after the offset, only transaction markers: nothing waits
     return round(max(0.0, now - timestamp_ms / 1000.0), 3)
 
 
-def _counted(partitions):
-    """Partitions that make totals and statuses: with an offset, not excluded as idle."""
-    return [p for p in partitions if p["lag"] is not None and not p["excluded"]]
-
-
-def _totals(partitions):
-    counted = _counted(partitions)
-    seconds = [p["lag_seconds"] for p in counted if p["lag_seconds"] is not None]
-    return dict(
-        lag=sum(p["lag"] for p in counted) if counted else None,
-        max_lag=max(p["lag"] for p in counted) if counted else None,
-        max_lag_seconds=max(seconds) if seconds else None,
-        partition_count=len(partitions),
-        uncommitted_partitions=sum(1 for p in partitions if p["committed_offset"] is None),
-        idle_partitions=sum(1 for p in partitions if p["idle"]),
-        excluded_partitions=sum(1 for p in partitions if p["excluded"]),
-    )
-
-
-def _by_topic(partitions):
+def _totals_by_topic(rows, may_exclude):
+    """{topic: totals}; totals count partitions with an offset that are not excluded as idle."""
     topics = {}
-    for p in partitions:
-        topics.setdefault(p["topic"], []).append(p)
-    return sorted(topics.items())
+    for row in rows:
+        totals = topics.get(row["topic"])
+        if totals is None:
+            totals = topics[row["topic"]] = dict(lag=None, max_lag=None, max_lag_seconds=None, partition_count=0,
+                                                 uncommitted_partitions=0, idle_partitions=0, excluded_partitions=0)
+        totals["partition_count"] += 1
+        lag = row["lag"]
+        if lag is None:
+            totals["uncommitted_partitions"] += row["committed_offset"] is None
+            continue
+        if may_exclude:
+            totals["idle_partitions"] += bool(row["idle"])
+            if row["excluded"]:
+                totals["excluded_partitions"] += 1
+                continue
+        elif row.get("idle"):
+            totals["idle_partitions"] += 1
+        totals["lag"] = lag if totals["lag"] is None else totals["lag"] + lag
+        if totals["max_lag"] is None or lag > totals["max_lag"]:
+            totals["max_lag"] = lag
+        seconds = row["lag_seconds"]
+        if seconds is not None and (totals["max_lag_seconds"] is None or seconds > totals["max_lag_seconds"]):
+            totals["max_lag_seconds"] = seconds
+    return topics
+
+
+def _sum_totals(parts):
+    total = dict(lag=None, max_lag=None, max_lag_seconds=None, partition_count=0,
+                 uncommitted_partitions=0, idle_partitions=0, excluded_partitions=0)
+    for part in parts:
+        for key in ("partition_count", "uncommitted_partitions", "idle_partitions", "excluded_partitions"):
+            total[key] += part[key]
+        if part["lag"] is not None:
+            total["lag"] = part["lag"] if total["lag"] is None else total["lag"] + part["lag"]
+        for key in ("max_lag", "max_lag_seconds"):
+            if part[key] is not None and (total[key] is None or part[key] > total[key]):
+                total[key] = part[key]
+    return total
 
 
 def _count(values):
@@ -243,36 +274,39 @@ def _name(p):
     return "%s[%d]" % (p["topic"], p["partition"])
 
 
-def _group_status(partitions, total_lag, thresholds):
+def _group_status(rows, total_lag, thresholds, may_exclude):
     levels = []
     reasons = []
-    counted = [p for p in partitions if not p["excluded"]]
     by_status = {}
-    for p in counted:
-        if rules.group_level(p["status"]) != rules.OK:
-            by_status.setdefault(p["status"], []).append(p)
+    for row in rows:
+        if row["status"] not in (rules.OK, rules.NO_OFFSET) and not (may_exclude and row["excluded"]):
+            by_status.setdefault(row["status"], []).append(row)
     for status in rules.PARTITION_STATUSES:
-        rows = by_status.get(status)
-        if rows:
+        found = by_status.get(status)
+        if found:
             levels.append(rules.group_level(status))
-            reasons.append("%s on %s: %s (%s)" % (status, _plural(len(rows), "partition"), rows[0]["reason"], _some(rows)))
+            reasons.append("%s on %s: %s (%s)" % (status, _plural(len(found), "partition"), found[0]["reason"], _some(found)))
 
     breaches = []
-    found = {}
-    for p in _counted(partitions):
-        for breach in rules.partition_breaches(p["lag"], p["lag_seconds"], thresholds):
-            found.setdefault((breach.level != rules.ERR, breach.key), []).append((p, breach))
-    for unused, rows in sorted(found.items()):
-        worst_p, worst_breach = max(rows, key=lambda row: row[1].value)
-        levels.append(worst_breach.level)
-        reasons.append("%s on %s: %s on %s (%s)" % (worst_breach.level, _plural(len(rows), "partition"), worst_breach.text, _name(worst_p),
-                                                  _some([p for p, unused in rows])))
-        breaches.append(dict(level=worst_breach.level, threshold=worst_breach.key, limit=worst_breach.limit,
-                             value=worst_breach.value, worst=_name(worst_p), partitions=len(rows)))
-    for breach in rules.total_breaches(total_lag, thresholds):
-        levels.append(breach.level)
-        reasons.append("%s: %s" % (breach.level, breach.text))
-        breaches.append(dict(level=breach.level, threshold=breach.key, limit=breach.limit, value=breach.value, worst=None, partitions=None))
+    if any(value is not None for value in (thresholds or {}).values()):
+        crossed = {}
+        for row in rows:
+            if row["lag"] is None or (may_exclude and row["excluded"]):
+                continue
+            for breach in rules.partition_breaches(row["lag"], row["lag_seconds"], thresholds):
+                crossed.setdefault((breach.level != rules.ERR, breach.key), []).append((row, breach))
+        for unused, found in sorted(crossed.items(), key=lambda item: item[0]):
+            worst_row, worst_breach = max(found, key=lambda item: item[1].value)
+            levels.append(worst_breach.level)
+            names = _some([row for row, unused in found])
+            reasons.append("%s on %s: %s on %s (%s)" % (worst_breach.level, _plural(len(found), "partition"), worst_breach.text,
+                                                        _name(worst_row), names))
+            breaches.append(dict(level=worst_breach.level, threshold=worst_breach.key, limit=worst_breach.limit,
+                                 value=worst_breach.value, worst=_name(worst_row), partitions=len(found)))
+        for breach in rules.total_breaches(total_lag, thresholds):
+            levels.append(breach.level)
+            reasons.append("%s: %s" % (breach.level, breach.text))
+            breaches.append(dict(level=breach.level, threshold=breach.key, limit=breach.limit, value=breach.value, worst=None, partitions=None))
     return rules.worst(levels), reasons, breaches
 
 

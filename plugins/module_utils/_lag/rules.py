@@ -86,7 +86,7 @@ def rate_partition(committed, log_ends, owned, span=None):
     window = _window_text(len(offsets), span)
     if owned is False and unchanged:
         if len(offsets) == 1:
-            return STOP, "lag %d and no live member of the group owns the partition" % current
+            return unowned_stop(current)
         return STOP, "lag %d, committed offset %d did not move %s and no live member owns the partition" % (
             current, offsets[-1], window)
     if len(offsets) < 2 or any(value <= 0 for value in lags):
@@ -100,6 +100,11 @@ def rate_partition(committed, log_ends, owned, span=None):
     if all(after >= before for before, after in zip(lags, lags[1:])):
         return WARN, "lag never decreased %s (%s)" % (window, " -> ".join(str(v) for v in lags))
     return OK, None
+
+
+def unowned_stop(lag):
+    """STOP of a lagging partition no live member owns, as one sample sees it."""
+    return STOP, "lag %d and no live member of the group owns the partition" % lag
 
 
 def _window_text(samples, span):

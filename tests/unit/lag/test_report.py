@@ -84,7 +84,8 @@ def test_idle_partitions_are_flagged_and_excluded_on_request():
     assert quiet["excluded"] is True and quiet["lag"] == 7  # still shown with its numbers
     assert dropped["lag"] == 2 and dropped["excluded_partitions"] == 1
     # busy[0] is unowned and its offset does not move: STOP on its own.
-    assert dropped["partition_statuses"] == {"STOP": 2} and dropped["reasons"][0].startswith("STOP on 1 partition: lag 2") and dropped["reasons"][0].endswith("(busy[0])")
+    assert dropped["partition_statuses"] == {"STOP": 2}
+    assert dropped["reasons"][0].startswith("STOP on 1 partition: lag 2") and dropped["reasons"][0].endswith("(busy[0])")
 
 
 def test_topic_filter_and_pattern():
@@ -149,7 +150,7 @@ def test_partitions_of_a_group_include_those_of_a_shrunk_or_deleted_topic():
 
 
 def test_members_without_assignments_make_ownership_unknown():
-    group = Group("connect-ish", "Stable", protocol_type="connect", members=[member("w1")])
+    group = Group("connect-ish", "Stable", members=[member("w1")])
     report = one(group, samples(({"connect-ish": {("a", 0): 1}}, {("a", 0): 5})), {"a": 1})
     assert report["partitions"][0]["status"] == "OK"
 

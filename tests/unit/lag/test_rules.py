@@ -106,8 +106,8 @@ def test_thresholds_keep_the_stronger_breach_per_measure():
     thresholds = dict(warn_lag=100, error_lag=1000, warn_lag_seconds=60, error_lag_seconds=600)
     assert partition_breaches(50, 10.0, thresholds) == []
     assert partition_breaches(100, 10.0, thresholds) == [Breach(WARN, "warn_lag", 100, 100)]
-    assert partition_breaches(5000, 700.5, thresholds) == [Breach(ERR, "error_lag", 5000, 1000),
-                                                          Breach(ERR, "error_lag_seconds", 700.5, 600)]
+    assert partition_breaches(5000, 700.5, thresholds) == [
+        Breach(ERR, "error_lag", 5000, 1000), Breach(ERR, "error_lag_seconds", 700.5, 600)]
     assert partition_breaches(None, None, thresholds) == []
     assert partition_breaches(5000, None, {}) == []
 
