@@ -1,0 +1,483 @@
+# Copyright: streamops.day2 contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The checkpoint store: versions of container checkpoints on (shared) storage, with manifests.
+
+Layout under the store root (a directory every engine host mounts at the same path)::
+
+    <root>/.streamops-checkpoint-store        marker (store format)
+    <root>/.lock                              flock: shared while adding, exclusive while collecting chunks
+    <root>/.chunks/ab/<sha256>[.z]            de-duplicated chunks (format dedup), content-addressed
+    <root>/<container>/<version>/manifest.json
+    <root>/<container>/<version>/images/      CRIU images as dumped (format directory)
+    <root>/<container>/<version>/images.tar   or images.tar.gz (format archive)
+    <root>/<container>/.tmp-*                 versions being written (never listed; cleaned when stale)
+
+A version exists once its directory has its final name, and that rename is the last step, after
+its manifest was written: a crash leaves a ``.tmp-*`` directory, never a half version. The
+manifest records the container (name, id, image, the body that recreates it), the engine, CRIU's
+version, the kernel, the time, per-file sizes and SHA-256 checksums, and one checksum over them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import fcntl
+import hashlib
+import json
+import os
+import re
+import shutil
+import tarfile
+import time
+import uuid
+from dataclasses import dataclass
+
+from ansible_collections.streamops.day2.plugins.module_utils._criu import dedup
+
+MANIFEST = "manifest.json"
+MANIFEST_VERSION = 1
+FORMATS = ("directory", "archive", "dedup")
+MARKER = ".streamops-checkpoint-store"
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+STALE_TMP_SECONDS = 3600
+READ_BLOCK = 1 << 20
+
+
+class StoreError(Exception):
+    """A store problem worth one sentence to the user."""
+
+
+def utc_now():
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+def version_name(prefix, when=None):
+    """A timestamped version name that sorts by time and is a valid Docker checkpoint name."""
+    when = when or utc_now()
+    return "%s%s" % (prefix, when.strftime("%Y%m%dT%H%M%S.%f")[:-3] + "Z")
+
+
+def check_name(kind, name):
+    if not name or not NAME.match(name) or name in (".", ".."):
+        raise StoreError("%s %r is not usable as a name: letters, digits, '_', '.', '-', starting with a letter or digit." % (kind, name))
+
+
+def files_checksum(files):
+    """One checksum over the names, sizes and checksums of a version's files."""
+    canonical = json.dumps([[f["name"], f["size"], f["sha256"]] for f in sorted(files, key=lambda f: f["name"])], separators=(",", ":"))
+    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def file_sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(READ_BLOCK), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def describe_files(images_dir):
+    """[{name, size, sha256}] of the regular files of an images directory."""
+    out = []
+    for entry in sorted(os.scandir(images_dir), key=lambda e: e.name):
+        if entry.is_file(follow_symlinks=False):
+            out.append(dict(name=entry.name, size=entry.stat().st_size, sha256=file_sha256(entry.path)))
+    return out
+
+
+@dataclass
+class Version:
+    container: str
+    name: str
+    path: str
+    manifest: dict
+
+    @property
+    def created(self):
+        return self.manifest.get("checkpoint", {}).get("created")
+
+    @property
+    def created_ts(self):
+        return float(self.manifest.get("checkpoint", {}).get("created_ts") or 0)
+
+    @property
+    def format(self):
+        return self.manifest.get("format")
+
+    @property
+    def size(self):
+        return int(self.manifest.get("size") or 0)
+
+    def as_dict(self):
+        checkpoint = self.manifest.get("checkpoint", {})
+        return dict(name=self.name, container=self.container, location="store", path=self.path, created=self.created,
+                    format=self.format, compression=self.manifest.get("compression", "none"), size=self.size,
+                    stored_bytes=int(self.manifest.get("stored_bytes") or 0), checksum=self.manifest.get("checksum"),
+                    leave_running=checkpoint.get("leave_running"), method=checkpoint.get("method"),
+                    freeze_seconds=checkpoint.get("freeze_seconds"), criu_version=(self.manifest.get("criu") or {}).get("version"),
+                    image=(self.manifest.get("container") or {}).get("image"),
+                    engine=(self.manifest.get("engine") or {}).get("docker_host"))
+
+
+class Store:
+    """A checkpoint store rooted at a directory (see the module docstring for the layout)."""
+
+    def __init__(self, root, create=False):
+        self.root = os.path.abspath(root)
+        if not os.path.isdir(self.root):
+            if not create:
+                raise StoreError("The checkpoint store %s does not exist." % self.root)
+            os.makedirs(self.root, exist_ok=True)
+        if create and not os.path.exists(os.path.join(self.root, MARKER)):
+            self._write_json(os.path.join(self.root, MARKER), dict(store_version=MANIFEST_VERSION))
+
+    # -- paths and locks --------------------------------------------------------------------
+
+    def container_dir(self, container):
+        check_name("Container name", container)
+        return os.path.join(self.root, container)
+
+    def chunk_path(self, sha, compressed):
+        return os.path.join(self.root, ".chunks", sha[:2], sha + (".z" if compressed else ""))
+
+    @contextlib.contextmanager
+    def lock(self, exclusive=False):
+        """flock on <root>/.lock: adders share it, chunk collection takes it alone."""
+        path = os.path.join(self.root, ".lock")
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+    def new_tmp(self, container, label="new"):
+        """A fresh private directory inside the container's folder (same filesystem as its versions)."""
+        base = self.container_dir(container)
+        os.makedirs(base, exist_ok=True)
+        path = os.path.join(base, ".tmp-%s-%s" % (label, uuid.uuid4().hex[:8]))
+        os.mkdir(path)
+        return path
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def containers(self):
+        if not os.path.isdir(self.root):
+            return []
+        return sorted(entry.name for entry in os.scandir(self.root) if entry.is_dir() and not entry.name.startswith("."))
+
+    def versions(self, container, prefix=""):
+        """Complete versions of a container, newest first (by creation time, then name)."""
+        base = self.container_dir(container)
+        if not os.path.isdir(base):
+            return []
+        found = []
+        for entry in os.scandir(base):
+            if entry.name.startswith(".") or not entry.is_dir() or not entry.name.startswith(prefix):
+                continue
+            manifest = self._read_json(os.path.join(entry.path, MANIFEST))
+            if manifest is not None:
+                found.append(Version(container, entry.name, entry.path, manifest))
+        found.sort(key=lambda v: (v.created_ts, v.name), reverse=True)
+        return found
+
+    def find(self, container, name):
+        """A version by name; "latest" is the newest one. None when absent."""
+        versions = self.versions(container)
+        if name == "latest":
+            return versions[0] if versions else None
+        for version in versions:
+            if version.name == name:
+                return version
+        return None
+
+    def verify(self, version, checksums=True):
+        """Problems of a version (missing files, wrong sizes, wrong checksums); [] when it is sound."""
+        problems = []
+        files = version.manifest.get("files") or []
+        if not files:
+            return ["manifest lists no files"]
+        if files_checksum(files) != version.manifest.get("checksum"):
+            problems.append("manifest checksum does not match its file list")
+        fmt = version.format
+        if fmt == "directory":
+            for item in files:
+                path = os.path.join(version.path, "images", item["name"])
+                if not os.path.isfile(path):
+                    problems.append("%s is missing" % item["name"])
+                elif os.path.getsize(path) != item["size"]:
+                    problems.append("%s has %d bytes, the manifest says %d" % (item["name"], os.path.getsize(path), item["size"]))
+                elif checksums and file_sha256(path) != item["sha256"]:
+                    problems.append("%s does not match its checksum" % item["name"])
+        elif fmt == "archive":
+            archive = os.path.join(version.path, self._archive_name(version.manifest))
+            if not os.path.isfile(archive):
+                problems.append("%s is missing" % os.path.basename(archive))
+            elif checksums:
+                problems.extend(self._verify_archive(archive, files))
+        elif fmt == "dedup":
+            compressed = version.manifest.get("compression") == "zlib"
+            for item in files:
+                digest = hashlib.sha256()
+                size = 0
+                for sha, length in item.get("chunks", []):
+                    path = self.chunk_path(sha, compressed)
+                    if not os.path.isfile(path):
+                        problems.append("chunk %s of %s is missing" % (sha[:12], item["name"]))
+                        break
+                    if checksums:
+                        with open(path, "rb") as handle:
+                            data = dedup.decode(handle.read(), compressed)
+                        if dedup.digest(data) != sha:
+                            problems.append("chunk %s of %s is damaged" % (sha[:12], item["name"]))
+                            break
+                        digest.update(data)
+                    size += length
+                else:
+                    if size != item["size"]:
+                        problems.append("%s: chunks hold %d bytes, the manifest says %d" % (item["name"], size, item["size"]))
+                    elif checksums and digest.hexdigest() != item["sha256"]:
+                        problems.append("%s does not match its checksum" % item["name"])
+        else:
+            problems.append("unknown format %r" % fmt)
+        return problems
+
+    def newest_valid(self, container, checksums=True):
+        """(newest sound version or None, [(name, problems)] of the newer ones skipped as damaged)."""
+        skipped = []
+        for version in self.versions(container):
+            problems = self.verify(version, checksums=checksums)
+            if not problems:
+                return version, skipped
+            skipped.append((version.name, problems))
+        return None, skipped
+
+    # -- writing ----------------------------------------------------------------------------
+
+    def add(self, container, name, images_dir, manifest, fmt="directory", compress=False, move=True):
+        """Store the CRIU images of images_dir as version `name`; returns the Version.
+
+        `manifest` is completed with format, files, sizes and checksums. With move=True and the directory
+        format the images directory is renamed into the store (it must be on the same filesystem).
+        """
+        if fmt not in FORMATS:
+            raise StoreError("Unknown store format %r (one of %s)." % (fmt, ", ".join(FORMATS)))
+        check_name("Version name", name)
+        final = os.path.join(self.container_dir(container), name)
+        if os.path.exists(final):
+            raise StoreError("Version %s of %s already exists in %s." % (name, container, self.root))
+        manifest = dict(manifest, manifest_version=MANIFEST_VERSION, format=fmt)
+        with self.lock():
+            tmp = self.new_tmp(container, name)
+            try:
+                if fmt == "directory":
+                    files = describe_files(images_dir)
+                    if move:
+                        os.rename(images_dir, os.path.join(tmp, "images"))
+                    else:
+                        shutil.copytree(images_dir, os.path.join(tmp, "images"), symlinks=True)
+                    stored = sum(f["size"] for f in files)
+                    manifest["compression"] = "none"
+                elif fmt == "archive":
+                    files = describe_files(images_dir)
+                    manifest["compression"] = "gzip" if compress else "none"
+                    archive = os.path.join(tmp, self._archive_name(manifest))
+                    options = dict(mode="w:gz", compresslevel=1) if compress else dict(mode="w")
+                    with tarfile.open(archive, **options) as tar:
+                        for item in files:
+                            tar.add(os.path.join(images_dir, item["name"]), arcname=item["name"], recursive=False)
+                    stored = os.path.getsize(archive)
+                else:
+                    manifest["compression"] = "zlib" if compress else "none"
+                    files, stored = self._add_chunks(images_dir, compress)
+                manifest["files"] = files
+                manifest["size"] = sum(f["size"] for f in files)
+                manifest["stored_bytes"] = stored
+                manifest["checksum"] = files_checksum(files)
+                self._write_json(os.path.join(tmp, MANIFEST), manifest)
+                os.rename(tmp, final)
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+        return Version(container, name, final, manifest)
+
+    def _add_chunks(self, images_dir, compress):
+        files, stored = [], 0
+        for entry in sorted(os.scandir(images_dir), key=lambda e: e.name):
+            if not entry.is_file(follow_symlinks=False):
+                continue
+            digest = hashlib.sha256()
+            chunks = []
+            for sha, data in dedup.chunk_file(entry.path):
+                digest.update(data)
+                chunks.append([sha, len(data)])
+                stored += self._put_chunk(sha, data, compress)
+            files.append(dict(name=entry.name, size=entry.stat().st_size, sha256=digest.hexdigest(), chunks=chunks))
+        return files, stored
+
+    def _put_chunk(self, sha, data, compress):
+        """Write a chunk unless the store has it; returns the bytes written."""
+        path = self.chunk_path(sha, compress)
+        if os.path.exists(path):
+            return 0
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        encoded = dedup.encode(data, compress)
+        tmp = "%s.tmp-%s" % (path, uuid.uuid4().hex[:8])
+        with open(tmp, "wb") as handle:
+            handle.write(encoded)
+        os.rename(tmp, path)  # atomic; a concurrent writer of the same chunk wrote the same bytes
+        return len(encoded)
+
+    def remove(self, version, collect=True):
+        """Remove a version (renamed away first, so it is never seen half removed); then collect its chunks."""
+        trash = os.path.join(os.path.dirname(version.path), ".tmp-removed-%s-%s" % (version.name, uuid.uuid4().hex[:8]))
+        os.rename(version.path, trash)
+        shutil.rmtree(trash, ignore_errors=True)
+        if collect and version.format == "dedup":
+            return self.collect()
+        return dict(chunks=0, bytes=0)
+
+    def prune(self, container, keep, prefix=""):
+        """Remove the versions named with prefix beyond the newest `keep`; returns the removed Versions."""
+        if keep <= 0:
+            return []
+        removed = self.versions(container, prefix)[keep:]
+        for version in removed:
+            self.remove(version, collect=False)
+        if any(v.format == "dedup" for v in removed):
+            self.collect()
+        self.clean_stale(container)
+        return removed
+
+    def plan_prune(self, container, keep, prefix="", adding=0):
+        """The versions prune() would remove once `adding` new versions are added (check mode)."""
+        if keep <= 0:
+            return []
+        return self.versions(container, prefix)[max(keep - adding, 0):]
+
+    def collect(self):
+        """Delete chunks no manifest references (mark and sweep, under the exclusive lock)."""
+        chunk_root = os.path.join(self.root, ".chunks")
+        if not os.path.isdir(chunk_root):
+            return dict(chunks=0, bytes=0)
+        with self.lock(exclusive=True):
+            live = set()
+            for container in self.containers():
+                for version in self.versions(container):
+                    if version.format == "dedup":
+                        suffix = ".z" if version.manifest.get("compression") == "zlib" else ""
+                        for item in version.manifest.get("files") or []:
+                            live.update(sha + suffix for sha, unused in item.get("chunks", []))
+            count = freed = 0
+            for base, dirs, names in os.walk(chunk_root):
+                for name in names:
+                    if name not in live:
+                        path = os.path.join(base, name)
+                        freed += os.path.getsize(path)
+                        os.unlink(path)
+                        count += 1
+        return dict(chunks=count, bytes=freed)
+
+    def clean_stale(self, container, older_than=STALE_TMP_SECONDS):
+        """Remove .tmp-* leftovers of interrupted runs older than an hour."""
+        base = self.container_dir(container)
+        if not os.path.isdir(base):
+            return
+        now = time.time()
+        for entry in os.scandir(base):
+            if entry.name.startswith(".tmp-") and now - entry.stat(follow_symlinks=False).st_mtime > older_than:
+                shutil.rmtree(entry.path, ignore_errors=True)
+
+    # -- restoring --------------------------------------------------------------------------
+
+    def materialise(self, version, work_dir):
+        """A directory holding the version's CRIU images: the stored one itself (directory format), or
+        files rebuilt under work_dir (archive, dedup). Returns (path, bytes written)."""
+        fmt = version.format
+        if fmt == "directory":
+            return os.path.join(version.path, "images"), 0
+        os.makedirs(work_dir, exist_ok=True)
+        written = 0
+        if fmt == "archive":
+            with tarfile.open(os.path.join(version.path, self._archive_name(version.manifest)), "r:*") as tar:
+                for member in tar.getmembers():
+                    if not member.isfile() or "/" in member.name or member.name.startswith("."):
+                        raise StoreError("Archive of version %s holds an unexpected entry %r." % (version.name, member.name))
+                    source = tar.extractfile(member)
+                    with open(os.path.join(work_dir, member.name), "wb") as handle:
+                        shutil.copyfileobj(source, handle, READ_BLOCK)
+                    written += member.size
+            return work_dir, written
+        compressed = version.manifest.get("compression") == "zlib"
+        for item in version.manifest.get("files") or []:
+            with open(os.path.join(work_dir, item["name"]), "wb") as handle:
+                for sha, unused in item.get("chunks", []):
+                    with open(self.chunk_path(sha, compressed), "rb") as chunk:
+                        data = dedup.decode(chunk.read(), compressed)
+                    handle.write(data)
+                    written += len(data)
+        return work_dir, written
+
+    def usage(self):
+        """Bytes on disk: per container (its version directories) and the shared chunks."""
+        out = dict(chunks=0, containers={})
+        chunk_root = os.path.join(self.root, ".chunks")
+        for base, dirs, names in os.walk(chunk_root):
+            out["chunks"] += sum(os.path.getsize(os.path.join(base, n)) for n in names)
+        for container in self.containers():
+            total = 0
+            for base, dirs, names in os.walk(os.path.join(self.root, container)):
+                total += sum(os.path.getsize(os.path.join(base, n)) for n in names if not os.path.islink(os.path.join(base, n)))
+            out["containers"][container] = total
+        out["total"] = out["chunks"] + sum(out["containers"].values())
+        return out
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    @staticmethod
+    def _archive_name(manifest):
+        return "images.tar.gz" if manifest.get("compression") == "gzip" else "images.tar"
+
+    @staticmethod
+    def _verify_archive(archive, files):
+        expected = {f["name"]: f for f in files}
+        seen = set()
+        problems = []
+        try:
+            with tarfile.open(archive, "r:*") as tar:
+                for member in tar:
+                    item = expected.get(member.name)
+                    if item is None or not member.isfile():
+                        continue
+                    seen.add(member.name)
+                    digest = hashlib.sha256()
+                    source = tar.extractfile(member)
+                    for block in iter(lambda: source.read(READ_BLOCK), b""):
+                        digest.update(block)
+                    if member.size != item["size"] or digest.hexdigest() != item["sha256"]:
+                        problems.append("%s in the archive does not match its checksum" % member.name)
+        except (tarfile.TarError, OSError, EOFError) as e:
+            return ["archive unreadable: %s" % e]
+        problems.extend("%s is missing from the archive" % name for name in sorted(set(expected) - seen))
+        return problems
+
+    @staticmethod
+    def _read_json(path):
+        try:
+            with open(path) as handle:
+                data = json.load(handle)
+            return data if isinstance(data, dict) else None
+        except (OSError, ValueError):
+            return None
+
+    @staticmethod
+    def _write_json(path, data):
+        tmp = "%s.tmp-%s" % (path, uuid.uuid4().hex[:8])
+        with open(tmp, "w") as handle:
+            json.dump(data, handle, indent=1, sort_keys=True)
+            handle.write("\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.rename(tmp, path)
