@@ -62,8 +62,14 @@ def last_error(text):
     lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
     for line in reversed(lines):
         if "Error" in line or "error" in line or "fail" in line.lower():
-            return re.sub(r"^\(\s*[\d.]+\)\s*", "", line)
-    return lines[-1] if lines else "no output"
+            return _plain(line)
+    return _plain(lines[-1]) if lines else "no output"
+
+
+def _plain(line):
+    """A CRIU log line without its timestamp and source location: "(00.1) Error (criu/x.c:12): text" -> "text"."""
+    line = re.sub(r"^\(\s*[\d.]+\)\s*", "", line)
+    return re.sub(r"^(?:\d+:\s*)?(?:pie:\s*\d+:\s*)?(Error|Warn)\s*\([^)]*\):\s*", "", line)
 
 
 def check_passed(rc, stdout, stderr):

@@ -59,11 +59,12 @@ def chunk_file(path, avg_pages=AVG_PAGES, min_pages=MIN_PAGES, max_pages=MAX_PAG
         with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
             view = memoryview(mapped)
             try:
-                for offset, length in chunk_bounds(view, avg_pages, min_pages, max_pages):
-                    piece = view[offset:offset + length]
-                    yield digest(piece), piece.tobytes()
+                bounds = chunk_bounds(view, avg_pages, min_pages, max_pages)
             finally:
                 view.release()
+            for offset, length in bounds:
+                data = mapped[offset:offset + length]
+                yield digest(data), data
 
 
 def encode(data, compress):
