@@ -334,6 +334,13 @@ window:
   returned: always
   type: dict
   sample: {samples: 3, interval: 5.0, span: 10.01, started: "2026-01-01T10:00:00.000Z", finished: "2026-01-01T10:00:10.010Z"}
+elapsed:
+  description:
+    - Seconds the module spent on the brokers and on the result, window included (not Ansible's own start-up
+      and result handling around it).
+  returned: always
+  type: float
+  sample: 0.734
 query_result:
   description: The answer of O(query).
   returned: when O(query) is given
@@ -388,6 +395,7 @@ def check_params(params):
 
 
 def run(kafka):
+    began = time.monotonic()
     params = kafka.params
     options = Options(topics=tuple(params["topics"]), topic_pattern=params["topic_pattern"], exclude_idle=params["exclude_idle"],
                       thresholds=params["thresholds"] or {}, detail=params["detail"])
@@ -421,6 +429,7 @@ def run(kafka):
         window=dict(samples=len(samples), interval=params["window_interval"], span=round(last - first, 3),
                     started=_iso(first), finished=_iso(last)),
     )
+    result["elapsed"] = round(time.monotonic() - began, 3)
     if params["query"] is not None:
         try:
             result["query_result"] = jmespath.search(params["query"], result)

@@ -28,6 +28,7 @@ except ImportError:
 
 READ_FETCH_BYTES = 65536   # per partition and fetch, for the record-timestamp reads
 RECORD_OVERHEAD = 20       # bytes of a record besides key and value, roughly (for the read-on or seek choice)
+READ_POLL = 0.02           # seconds a consume() call may wait: it waits that long unless its batch fills up
 
 # Kafka's own spelling of group states (as kafka-consumer-groups.sh prints them).
 STATE_NAMES = {
@@ -220,7 +221,7 @@ class LagCollector:
             pending = len(reads)
             while pending and time.monotonic() < deadline:
                 done = []  # partitions to pause, in one call per batch of messages
-                for message in consumer.consume(num_messages=10000, timeout=0.2):
+                for message in consumer.consume(num_messages=10000, timeout=READ_POLL):
                     key = (message.topic(), message.partition())
                     offsets = wanted.get(key)
                     if not offsets:

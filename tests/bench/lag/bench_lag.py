@@ -238,18 +238,34 @@ def check(lab, result, tool_rows, at):
     return checked
 
 
-def measure(lab, runs):
+def tool_gaps(lab, tool_rows):
+    """Benchmark partitions the tool printed without a number ('-'), or not at all."""
+    return sum(1 for key, value in lab.expected().items() if tool_rows.get(key) != value)
+
+
+def measure(lab, runs, notes):
     """Medians over runs; inside a run the tools take turns, so load from elsewhere hits them alike."""
-    times = {name: [] for name in ("tool", "ping", "process", *VARIANTS)}
+    times = {name: [] for name in ("tool", "ping", "process", "elapsed", *VARIANTS)}
     checked = {}
     for unused in range(runs):
-        seconds, tool_rows = run_tool()
+        for attempt in range(3):
+            seconds, tool_rows = run_tool()
+            gaps = tool_gaps(lab, tool_rows)
+            if not gaps:
+                break
+            # Seen under load: the tool prints '-' for log-end offsets it did not get in time. Its time
+            # still counts (it is what a user waits for); the run is repeated to have numbers to compare.
+            notes.append("kafka-consumer-groups printed no lag for %d of %d partitions (attempt %d, %.1fs)"
+                         % (gaps, len(lab.expected()), attempt + 1, seconds))
+            times["tool"].append(seconds)
         times["tool"].append(seconds)
         for name, extra in VARIANTS.items():
             at = time.time()
             seconds, result = run_adhoc(extra)
             times[name].append(seconds)
             checked[name] = check(lab, result, tool_rows, at)
+            if name == "groups":
+                times["elapsed"].append(result["elapsed"])  # the module's own work, Ansible's handling aside
         at = time.time()
         seconds, result = run_module_process()
         times["process"].append(seconds)
@@ -274,6 +290,7 @@ def main():
 
     lab = Lab("bench-lag-%s" % uuid.uuid4().hex[:6], args.topics, args.partitions, args.records)
     rows = []
+    notes = []
     try:
         t0 = time.perf_counter()
         lab.create_topics()
@@ -286,22 +303,24 @@ def main():
             t0 = time.perf_counter()
             lab.add_groups(count)
             print("%d groups (offsets committed in %.1fs), %d runs:" % (count, time.perf_counter() - t0, runs), flush=True)
-            medians, checked = measure(lab, runs)
+            medians, checked = measure(lab, runs, notes)
             rows.append((count, runs, medians, checked))
     finally:
         t0 = time.perf_counter()
         lab.cleanup()
         print("clean-up: %d topics and %d groups deleted in %.1fs" % (len(lab.topics), len(lab.groups), time.perf_counter() - t0))
 
+    for note in notes:
+        print("note: " + note)
     print("\nMedians in seconds (speed-up = tool / variant). Every variant agreed with the tool and the set-up on every value it returns.\n")
     print("| groups x partitions | runs | kafka-consumer-groups --describe --all-groups | ad-hoc, full result | ad-hoc, `query` (same values) "
-          "| ad-hoc, `detail: groups` | module process alone | ad-hoc `ping` (Ansible's floor) |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+          "| ad-hoc, `detail: groups` | module process alone, full result | module's own work (`elapsed`) | ad-hoc `ping` (Ansible's floor) |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for count, runs, m, checked in rows:
         tool = m["tool"]
-        print("| %d x %d (%d group-partitions) | %d | %.2f | %.2f (%.1fx) | %.2f (%.1fx) | %.2f (%.1fx) | %.2f (%.1fx) | %.2f |" % (
+        print("| %d x %d (%d group-partitions) | %d | %.2f | %.2f (%.1fx) | %.2f (%.1fx) | %.2f (%.1fx) | %.2f (%.1fx) | %.2f (%.1fx) | %.2f |" % (
             count, args.partitions, checked["full"], runs, tool, m["full"], tool / m["full"], m["query"], tool / m["query"],
-            m["groups"], tool / m["groups"], m["process"], tool / m["process"], m["ping"]))
+            m["groups"], tool / m["groups"], m["process"], tool / m["process"], m["elapsed"], tool / m["elapsed"], m["ping"]))
 
 
 if __name__ == "__main__":
