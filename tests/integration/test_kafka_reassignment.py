@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource, ConfigSource, NewTopic
 from kafka import KafkaAdminClient
+from kafka import errors as kafka_errors
 
 from conftest import ROOT
 
@@ -32,11 +36,47 @@ def admin(kafka):
     return AdminClient({"bootstrap.servers": ",".join(kafka["bootstrap_servers"])})
 
 
+class Observer:
+    """kafka-python's admin client for the reassignment APIs, built afresh after an error: it keeps sending controller
+    requests to the broker it first picked, even after that broker stopped (the fault tests stop one)."""
+
+    def __init__(self, servers):
+        self.servers = servers
+        self.client = None
+
+    def _call(self, name, *args):
+        for attempt in range(5):
+            if self.client is None:
+                self.client = KafkaAdminClient(bootstrap_servers=self.servers, client_id="it-observer")
+            try:
+                return getattr(self.client, name)(*args)
+            except kafka_errors.KafkaError:
+                self.close()
+                if attempt == 4:
+                    raise
+                time.sleep(0.5)
+        return None
+
+    def list_partition_reassignments(self):
+        return self._call("list_partition_reassignments")
+
+    def alter_partition_reassignments(self, request):
+        return self._call("alter_partition_reassignments", request)
+
+    def close(self):
+        if self.client is not None:
+            try:
+                self.client.close()
+            except Exception:
+                pass
+            self.client = None
+
+
 @pytest.fixture(scope="module")
 def kp_admin(kafka):
-    client = KafkaAdminClient(bootstrap_servers=kafka["bootstrap_servers"], client_id="it-observer")
-    yield client
-    client.close()
+    observer = Observer(kafka["bootstrap_servers"])
+    yield observer
+    observer.close()
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +147,7 @@ def leaders(admin, topic):
 
 def topic_throttle(admin, topic):
     resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
-    entries = admin.describe_configs([resource])[resource].result(10)
+    entries = admin.describe_configs([resource])[resource].result(30)
     return {k: entries[k].value for k in THROTTLE_KEYS if k in entries and ConfigSource(entries[k].source) == ConfigSource.DYNAMIC_TOPIC_CONFIG}
 
 
@@ -427,3 +467,64 @@ def test_a_broker_stopped_mid_move_and_restarted_the_run_rides_through(reassign,
     wait_for(lambda: leaders(admin, name) == [3, 2], "preferred leaders")
     assert topic_throttle(admin, name) == {} and broker_throttles(admin) == {}, (outcome["throttle"], outcome.get("warnings"))
     assert count_messages(bootstrap, name, 2) == 4000
+
+
+# --- the role: a broker down makes the run fail, the next run resumes and completes -------------
+
+def run_playbook(lab, extra, check=False):
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_COLLECTIONS_PATH=str(ROOT / ".build" / "collections"),
+               ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1",
+               **{k: v for k, v in lab.items() if k.startswith("KAFKA_")})
+    argv = [str(Path(sys.executable).parent / "ansible-playbook"), str(ROOT / "playbooks" / "kafka_rebalance.yml"),
+            "-i", str(ROOT / "inventories" / "lab" / "hosts.yml"), "-e", json.dumps(extra)] + (["--check"] if check else [])
+    proc = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=str(ROOT), timeout=900)
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def recap_changed(output):
+    return int(re.search(r"localhost\s+: ok=\d+\s+changed=(\d+)", output).group(1))
+
+
+def test_the_role_fails_while_a_broker_is_down_then_resumes_and_completes(topics, admin, kp_admin, kafka, lab, bootstrap, unique, tmp_path):
+    name = topics(unique, [[1, 2], [1, 2], [1, 2]], messages=4500)  # 1.5 MB a partition
+    target = [[3, 2], [2, 3], [3, 1]]
+    plan_file = tmp_path / "plan.json"
+    plan_file.write_text(json.dumps(plan_of(name, target)))
+    extra = dict(kafka_rebalance_connection=dict(bootstrap_servers=kafka["bootstrap_servers"]), kafka_rebalance_plan_file=str(plan_file),
+                 kafka_rebalance_verify_balance=False, kafka_rebalance_poll_interval=0.5)
+
+    code, output = run_playbook(lab, extra)
+    assert code != 0 and "executing a rebalance needs an approval" in output and "Nothing was moved" in output
+    fingerprint = re.search(r"kafka_rebalance_approved_fingerprint=(sha256:[0-9a-f]{64})", output).group(1)
+    assert replicas(admin, name) == [[1, 2]] * 3
+
+    first = {}
+    runner = threading.Thread(target=lambda: first.update(zip(("code", "output"), run_playbook(lab, dict(
+        extra, kafka_rebalance_approved_fingerprint=fingerprint, kafka_rebalance_throttle="100kB", kafka_rebalance_wait_timeout=15)))))
+    runner.start()
+    try:
+        wait_for(lambda: ongoing(kp_admin, name) == [0, 1, 2], "the role's moves to start", 120)
+        lab_broker("stop-broker", 3)
+        runner.join(300)
+        assert first["code"] != 0 and "Timed out after 15s" in first["output"], first["output"][-3000:]
+        assert "waiting for offline broker 3" in first["output"] and "Run the task again to resume" in first["output"]
+        assert ongoing(kp_admin, name) == [0, 1, 2]
+        fresh = AdminClient({"bootstrap.servers": bootstrap})  # one that never knew broker 3 up
+        assert topic_throttle(fresh, name) == {}, first["output"][-3000:]  # removed although the run failed
+        assert broker_throttles(fresh) == {}  # on the live brokers; broker 3 keeps its rates while it is down
+    finally:
+        runner.join(300)
+        lab_broker("start-broker", 3)
+
+    code, output = run_playbook(lab, dict(extra, kafka_rebalance_approved_fingerprint=fingerprint, kafka_rebalance_throttle="10MB",
+                                          kafka_rebalance_wait_timeout=300))
+    assert code == 0, output[-3000:]  # whether the moves finished while broker 3 came back or this run adopted them
+    assert replicas(admin, name) == target and ongoing(kp_admin, name) == []
+    wait_for(lambda: leaders(admin, name) == [3, 2, 3], "preferred leaders")
+    assert topic_throttle(admin, name) == {} and broker_throttles(admin) == {}  # broker 3's rates too, now it is back
+    assert count_messages(bootstrap, name, 3) == 4500
+
+    code, output = run_playbook(lab, dict(extra, kafka_rebalance_approved_fingerprint=fingerprint))
+    assert code == 0 and recap_changed(output) == 0, output[-3000:]
+    rollback = json.loads((tmp_path / "plan.json.rollback.json").read_text())
+    assert rollback == plan_of(name, [[1, 2]] * 3)
