@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -45,6 +46,76 @@ def kafka(lab):
     if not lab.get("KAFKA_BOOTSTRAP_SERVERS"):
         pytest.skip("the lab's Kafka is not up (no KAFKA_BOOTSTRAP_SERVERS in .lab/env): run tests/lab/up kafka")
     return dict(bootstrap_servers=lab["KAFKA_BOOTSTRAP_SERVERS"].split(","))
+
+
+class DockerLab:
+    """The lab's two Docker engines (A, B) with CRIU, and an independent observer: the engines' own docker CLI."""
+
+    # A stateful workload: a counter, and MB megabytes of memory it keeps checking (8 MB per tick against
+    # digests it holds, a full sweep every MB/8 ticks) while it rewrites one megabyte per tick.
+    WORKLOAD = (
+        "import hashlib, random, sys, time\n"
+        "mb = int(sys.argv[1]); rng = random.Random(7)\n"
+        "chunks = [bytearray(rng.randbytes(1 << 20)) for k in range(mb)]\n"
+        "sums = [hashlib.sha256(c).digest() for c in chunks]\n"
+        "i = sweeps = 0\n"
+        "while True:\n"
+        "    bad = [k for k in range(i * 8, i * 8 + 8) if hashlib.sha256(chunks[k % mb]).digest() != sums[k % mb]]\n"
+        "    sweeps += (i * 8 + 8) // mb - (i * 8) // mb\n"
+        "    chunks[i % mb][0:8] = i.to_bytes(8, 'little'); sums[i % mb] = hashlib.sha256(chunks[i % mb]).digest()\n"
+        "    print(i, 'CORRUPT' if bad else 'ok', sweeps, flush=True)\n"
+        "    i += 1; time.sleep(0.1)\n"
+    )
+    COUNTER = "i=0; while true; do echo $i; i=$((i+1)); sleep 0.1; done"
+
+    def __init__(self, env):
+        self.env = env
+        self.a, self.b = env["DOCKER_A_HOST"], env.get("DOCKER_B_HOST")
+        self.data_root = dict(a=env.get("DOCKER_A_DATA_ROOT"), b=env.get("DOCKER_B_DATA_ROOT"))
+        self.criu = env.get("CRIU_BIN")
+        self.tiny, self.python = env.get("LAB_IMAGE_TINY"), env.get("LAB_IMAGE_PYTHON")
+        self.cli_path = env.get("DOCKER_CLI", "docker")
+
+    def host(self, engine):
+        return dict(a=self.a, b=self.b).get(engine, engine)
+
+    def cli(self, engine, *args, check=True):
+        """Run the docker CLI against engine 'a' or 'b'; returns stdout."""
+        proc = subprocess.run([self.cli_path, "-H", self.host(engine), *args], capture_output=True, text=True, timeout=300, check=False)
+        if check and proc.returncode != 0:
+            raise AssertionError("docker %s failed: %s" % (" ".join(args), proc.stderr.strip()))
+        return proc.stdout
+
+    def run_counter(self, engine, name):
+        self.cli(engine, "run", "-d", "--name", name, self.tiny, "sh", "-c", self.COUNTER)
+
+    def run_workload(self, engine, name, mb, *options):
+        self.cli(engine, "run", "-d", "--name", name, *options, self.python, "python3", "-u", "-c", self.WORKLOAD, str(mb))
+
+    def lines(self, engine, name):
+        return [line.split() for line in self.cli(engine, "logs", name).splitlines() if line.strip()]
+
+    def wait_lines(self, engine, name, count, timeout=60):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            got = self.lines(engine, name)
+            if len(got) >= count:
+                return got
+            time.sleep(0.2)
+        raise AssertionError("%s on %s printed fewer than %d lines in %ss" % (name, engine, count, timeout))
+
+    def remove(self, *names):
+        for engine in ("a", "b"):
+            for name in names:
+                self.cli(engine, "rm", "-f", name, check=False)
+
+
+@pytest.fixture(scope="session")
+def docker(lab):
+    """The lab's Docker engines with CRIU; their tests skip, loudly, when the lab has none."""
+    if not lab.get("DOCKER_A_HOST"):
+        pytest.skip("the lab's Docker engines are not up (no DOCKER_A_HOST in .lab/env): run tests/lab/up docker")
+    return DockerLab(lab)
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ callable returning ``(rc, stdout, stderr)`` (``AnsibleModule.run_command`` fits)
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 
@@ -82,6 +83,9 @@ def probe(run, path):
     if not path:
         raise CriuProblem("CRIU was not found: install CRIU %s or newer on the engine's host and give its path in criu_path "
                           "(or the CRIU_BIN environment variable, or put criu on PATH)." % version_text(MIN_CRIU_VERSION))
+    if not os.path.isfile(path) or not os.access(path, os.X_OK):
+        raise CriuProblem("CRIU was not found at %s: install CRIU %s or newer on the engine's host, or give its path in criu_path."
+                          % (path, version_text(MIN_CRIU_VERSION)))
     rc, out, err = run([path, "--version"])
     if rc != 0:
         raise CriuProblem("CRIU at %s does not run (%s)." % (path, last_error(err or out)))

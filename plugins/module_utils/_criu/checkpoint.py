@@ -198,7 +198,7 @@ class CheckpointTask:
         path = os.path.join(self.store.root, relative)
         if not os.path.exists(path):
             self.actions.append("save image %s (%s) into the store" % ((inspect.get("Config") or {}).get("Image"), image_id[:19]))
-            criu_restore.save_image_archive(self.engine, image_id, path)
+            criu_restore.save_image_archive(self.engine, image_id, path, ref=(inspect.get("Config") or {}).get("Image"))
         return relative
 
     def prune(self, inspect, name, adding=0):

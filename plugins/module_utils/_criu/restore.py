@@ -57,9 +57,9 @@ def ensure_image(target, wanted, ref, source=None, archive=None, check_mode=Fals
         action = "transfer image %s (%s) from %s to %s by save/load" % (ref, (wanted.get("id") or "")[:19], source.host, target.host)
         if check_mode:
             return ref, action, 0
-        moved = _Counter(source.save_image(wanted.get("id") or ref))
+        moved = _Counter(source.save_image(saveable_reference(source, wanted.get("id"), ref)))
         target.load_image(moved)
-        if ref and ":" in ref and not target.image(ref):
+        if ref and wanted.get("id") and not target.image(ref):
             target.tag_image(wanted["id"], ref)
         return (ref if ref and target.image(ref) else wanted["id"]), action, moved.bytes
     if archive and os.path.isfile(archive):
@@ -69,12 +69,21 @@ def ensure_image(target, wanted, ref, source=None, archive=None, check_mode=Fals
         size = os.path.getsize(archive)
         with open(archive, "rb") as handle:
             target.load_image(_file_chunks(handle))
+        if ref and wanted.get("id") and not target.image(ref) and target.image(wanted["id"]):
+            target.tag_image(wanted["id"], ref)
         found = find_image(target, wanted, ref)
         if not found:
             raise DockerError("Loading %s into %s did not give image %s." % (archive, target.host, wanted.get("id")))
         return found, action, size
     raise DockerError("Image %s (%s) is not on the target engine %s and cannot be transferred (no source engine answers and the "
                       "store keeps no archive of it); load it there first." % (ref, wanted.get("id"), target.host))
+
+
+def saveable_reference(engine, image_id, ref):
+    """Save by tag when the tag names the image (the archive then carries the tag), else by id."""
+    if ref and image_id and (engine.image(ref) or {}).get("Id") == image_id:
+        return ref
+    return image_id or ref
 
 
 class _Counter:
@@ -95,14 +104,15 @@ def _file_chunks(handle, size=1 << 20):
         yield block
 
 
-def save_image_archive(engine, image_id, path):
+def save_image_archive(engine, image_id, path, ref=None):
     """docker save of an image into a file (written aside, then renamed); returns its bytes."""
+    image_ref = saveable_reference(engine, image_id, ref)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     tmp = "%s.tmp-%d" % (path, os.getpid())
     written = 0
     try:
         with open(tmp, "wb") as handle:
-            for chunk in engine.save_image(image_id):
+            for chunk in engine.save_image(image_ref):
                 handle.write(chunk)
                 written += len(chunk)
         os.rename(tmp, path)

@@ -1,0 +1,278 @@
+"""docker_checkpoint against the lab's two real Docker engines with CRIU 4.x.
+
+Versions in the engine and in a store (directory, archive, dedup), keep/prune, interval, check mode,
+diff, idempotence, in-place restore, verification of stored versions, clear errors, and a failover:
+engine A stopped outright, the newest valid version restored on engine B with its state.
+Observed with the engines' own docker CLI and the store's files, never with the module itself.
+"""
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+LAB_DOCKER = ROOT / "tests" / "lab" / "docker.sh"
+
+
+@pytest.fixture
+def checkpoint(docker, module):
+    """docker_checkpoint on engine 'a' (or engine='b')."""
+    def call(engine="a", check=False, diff=False, **args):
+        return module("docker_checkpoint", dict(docker_host=docker.host(engine), **args), check=check, diff=diff)
+    return call
+
+
+@pytest.fixture
+def names(docker, unique):
+    """Container names for one test; every one of them is removed from both engines afterwards."""
+    made = []
+
+    def make(suffix="c"):
+        made.append("%s-%s" % (unique, suffix))
+        return made[-1]
+    yield make
+    docker.remove(*made)
+
+
+def cli_checkpoints(docker, engine, name):
+    return sorted(docker.cli(engine, "checkpoint", "ls", name).split()[2:])
+
+
+def assert_counts_on(numbers, first=None):
+    """A counter's output has no gap and no restart (starting at `first` when given)."""
+    assert numbers, "no output"
+    if first is not None:
+        assert numbers[0] == first, "continued from %d, expected %d" % (numbers[0], first)
+    gaps = [(a, b) for a, b in zip(numbers, numbers[1:]) if b != a + 1]
+    assert not gaps, "counter broke at %s" % gaps[:3]
+
+
+def test_check_mode_predicts_without_checkpointing(docker, checkpoint, names):
+    name = names()
+    docker.run_counter("a", name)
+    result = checkpoint(container=name, check=True, diff=True)
+    assert result["changed"] and result["rc"] == 0, result
+    assert result["actions"][0].startswith("checkpoint container %s as ckpt-" % name)
+    assert result["diff"]["before"] == {"versions": []} and len(result["diff"]["after"]["versions"]) == 1
+    assert cli_checkpoints(docker, "a", name) == []
+
+
+def test_versions_in_the_engine_keep_prune_info_absent(docker, checkpoint, names):
+    name = names()
+    docker.run_counter("a", name)
+    created = []
+    for method in ("engine", "runc", "auto"):
+        result = checkpoint(container=name, keep=2, method=method, diff=True)
+        assert result["changed"] and result["rc"] == 0, result
+        created.append(result["checkpoint"]["name"])
+        assert result["checkpoint"]["method"] == ("runc" if method == "auto" else method)
+    assert result["removed"] == [created[0]]
+    assert result["diff"]["before"]["versions"] == [created[1], created[0]]
+    assert result["diff"]["after"]["versions"] == [created[2], created[1]]
+    assert cli_checkpoints(docker, "a", name) == sorted(created[1:])
+    assert result["timings"]["freeze_seconds"] > 0 and result["criu_stats"]["pages_written"] > 0
+    assert docker.cli("a", "inspect", "-f", "{{.State.Running}}", name).strip() == "true"
+
+    info = checkpoint(container=name, state="info")
+    assert not info["changed"] and [v["name"] for v in info["versions"]] == [created[2], created[1]]
+    assert info["latest"]["name"] == created[2] and info["container"]["running"]
+    assert info["capabilities"]["criu"]["usable"] and info["capabilities"]["criu"]["version"]
+
+    one = checkpoint(container=name, state="absent", name=created[1])
+    assert one["changed"] and one["removed"] == [created[1]]
+    assert cli_checkpoints(docker, "a", name) == [created[2]]
+    assert not checkpoint(container=name, state="absent", name=created[1])["changed"]
+    rest = checkpoint(container=name, state="absent", check=True)
+    assert rest["changed"] and cli_checkpoints(docker, "a", name) == [created[2]]
+    assert checkpoint(container=name, state="absent")["removed"] == [created[2]]
+    assert cli_checkpoints(docker, "a", name) == []
+
+
+def test_named_checkpoint_stops_then_restores_in_place(docker, checkpoint, names):
+    name = names()
+    docker.run_counter("a", name)
+    docker.wait_lines("a", name, 5)
+    first = checkpoint(container=name, name="cp1", leave_running=False)
+    assert first["changed"] and first["checkpoint"]["name"] == "cp1", first
+    assert first["container"]["running"] is False
+    assert docker.cli("a", "inspect", "-f", "{{.State.Running}}", name).strip() == "false"
+    assert not checkpoint(container=name, name="cp1", leave_running=False)["changed"]
+
+    stopped_at = int(docker.lines("a", name)[-1][0])
+    restored = checkpoint(container=name, state="restored", name="cp1", diff=True)
+    assert restored["changed"] and restored["container"]["running"], restored
+    assert restored["diff"] == {"before": {"container": name, "running": False}, "after": {"container": name, "running": True}}
+    numbers = [int(line[0]) for line in docker.wait_lines("a", name, stopped_at + 10)]
+    assert_counts_on(numbers, first=0)   # one log across checkpoint and restore: no restart, no gap
+    assert not checkpoint(container=name, state="restored", name="cp1")["changed"]
+
+
+def test_interval_skips_a_new_version_while_the_newest_is_young(docker, checkpoint, names):
+    name = names()
+    docker.run_counter("a", name)
+    assert checkpoint(container=name, interval=3600)["changed"]
+    again = checkpoint(container=name, interval=3600)
+    assert not again["changed"] and "younger than interval" in again["skipped_reason"]
+    assert len(cli_checkpoints(docker, "a", name)) == 1
+
+
+@pytest.mark.parametrize("fmt", ["directory", "archive", "dedup"])
+def test_store_versions_have_manifests_and_are_verified(docker, checkpoint, names, tmp_path, fmt):
+    name = names()
+    store = tmp_path / "store"
+    docker.run_counter("a", name)
+    made = [checkpoint(container=name, store_path=str(store), store_format=fmt, keep=2) for unused in range(3)]
+    assert all(r["changed"] and r["rc"] == 0 for r in made), made
+    assert made[-1]["removed"] == [made[0]["checkpoint"]["name"]]
+    on_disk = sorted(p.name for p in (store / name).iterdir() if not p.name.startswith("."))
+    assert on_disk == sorted(r["checkpoint"]["name"] for r in made[1:])
+
+    newest = store / name / made[-1]["checkpoint"]["name"]
+    manifest = json.loads((newest / "manifest.json").read_text())
+    inspect = json.loads(docker.cli("a", "inspect", name))[0]
+    assert manifest["format"] == fmt and manifest["container"]["id"] == inspect["Id"]
+    assert manifest["container"]["image_id"] == inspect["Image"] and manifest["container"]["create"]["Cmd"] == inspect["Config"]["Cmd"]
+    assert manifest["criu"]["version"] == docker.env.get("CRIU_VERSION", manifest["criu"]["version"])
+    assert manifest["host"]["kernel"] == os.uname().release and manifest["checkpoint"]["created"]
+    assert manifest["checksum"].startswith("sha256:") and manifest["size"] == sum(f["size"] for f in manifest["files"])
+    assert any(f["name"].startswith("pages-") for f in manifest["files"])
+    assert (store / manifest["image_archive"]).stat().st_size > 0
+
+    info = checkpoint(container=name, store_path=str(store), state="info")
+    assert [v["valid"] for v in info["versions"]] == [True, True], info["versions"]
+
+    # Damage the newest version: info says so, and restoring "latest" falls back to the older one.
+    if fmt == "directory":
+        page = next((newest / "images").glob("pages-*.img"))
+        with open(page, "r+b") as handle:
+            handle.seek(100)
+            handle.write(b"\xff" * 8 if handle.read(8) != b"\xff" * 8 else b"\x00" * 8)
+    elif fmt == "archive":
+        archive = newest / "images.tar"
+        archive.write_bytes(archive.read_bytes()[:-20000])
+    else:
+        pages = next(f for f in manifest["files"] if f["name"].startswith("pages-"))
+        sha = pages["chunks"][0][0]
+        (store / ".chunks" / sha[:2] / sha).unlink()
+    info = checkpoint(container=name, store_path=str(store), state="info")
+    assert [v["valid"] for v in info["versions"]] == [False, True] and info["versions"][0]["problems"]
+
+    docker.cli("a", "rm", "-f", name)
+    restored = checkpoint(container=name, store_path=str(store), state="restored", engine="b")
+    assert restored["changed"] and restored["rc"] == 0, restored
+    assert restored["checkpoint"]["name"] == made[1]["checkpoint"]["name"]
+    assert [s["name"] for s in restored["skipped_versions"]] == [made[2]["checkpoint"]["name"]]
+    assert docker.cli("b", "inspect", "-f", "{{.State.Running}}", name).strip() == "true"
+    numbers = [int(line[0]) for line in docker.wait_lines("b", name, 5)]
+    assert numbers[0] > 0
+    assert_counts_on(numbers)
+    assert not checkpoint(container=name, store_path=str(store), state="restored", engine="b")["changed"]
+
+
+def test_dedup_collects_chunks_no_version_uses(docker, checkpoint, names, tmp_path):
+    name = names()
+    store = tmp_path / "store"
+    docker.run_counter("a", name)
+    for unused in range(3):
+        assert checkpoint(container=name, store_path=str(store), store_format="dedup", keep=2)["rc"] == 0
+    referenced = set()
+    for manifest in (store / name).glob("*/manifest.json"):
+        for item in json.loads(manifest.read_text())["files"]:
+            referenced.update(sha for sha, unused in item["chunks"])
+    on_disk = {p.name for p in (store / ".chunks").glob("*/*")}
+    assert on_disk == referenced
+    assert checkpoint(container=name, store_path=str(store), state="absent")["changed"]
+    assert not list((store / ".chunks").glob("*/*"))
+
+
+def test_an_image_missing_on_the_target_comes_from_the_store(docker, checkpoint, names, tmp_path, unique):
+    name = names()
+    image = "%s/busybox:1" % unique
+    store = tmp_path / "store"
+    docker.cli("a", "run", "--name", name + "-build", docker.tiny, "sh", "-c", "echo %s > /marker" % unique)
+    docker.cli("a", "commit", name + "-build", image)
+    docker.cli("a", "rm", name + "-build")
+    try:
+        docker.cli("a", "run", "-d", "--name", name, image, "sh", "-c", docker.COUNTER)
+        assert checkpoint(container=name, store_path=str(store))["changed"]
+        docker.cli("a", "rm", "-f", name)
+        restored = checkpoint(container=name, store_path=str(store), state="restored", engine="b")
+        assert restored["changed"] and restored["restore"]["image_bytes"] > 0, restored
+        assert any("load image" in a for a in restored["actions"])
+        assert docker.cli("b", "exec", name, "cat", "/marker").strip() == unique
+    finally:
+        docker.remove(name)
+        for engine in ("a", "b"):
+            docker.cli(engine, "rmi", "-f", image, check=False)
+
+
+def test_clear_errors(docker, checkpoint, names, tmp_path):
+    name = names()
+    missing = checkpoint(container=name)
+    assert missing["failed"] and missing["msg"] == "No container named %s on the Docker engine at %s." % (name, docker.a)
+
+    docker.cli("a", "create", "--name", name, docker.tiny, "sleep", "60")
+    stopped = checkpoint(container=name)
+    assert stopped["failed"] and "is not running (created)" in stopped["msg"]
+    docker.cli("a", "start", name)
+
+    nowhere = checkpoint(container=name, criu_path=str(tmp_path / "no-criu"))
+    assert nowhere["failed"] and nowhere["msg"].startswith("CRIU was not found at %s" % (tmp_path / "no-criu"))
+
+    old = tmp_path / "old-criu"
+    old.write_text("#!/bin/sh\necho 'Version: 3.10'\n")
+    old.chmod(0o755)
+    too_old = checkpoint(container=name, criu_path=str(old))
+    assert too_old["failed"] and too_old["msg"] == "CRIU 3.10.0 at %s is too old: checkpoints need CRIU 3.11.0 or newer." % old
+
+    broken = tmp_path / "broken-criu"
+    broken.write_text("#!/bin/sh\n[ \"$1\" = check ] && { echo 'Error (criu/vdso.c:123): vdso: Unexpected rt vDSO area bounds' >&2; exit 1; }\n"
+                      "echo 'Version: 3.17'\n")
+    broken.chmod(0o755)
+    failing = checkpoint(container=name, criu_path=str(broken))
+    assert failing["failed"] and "fails `criu check` on this kernel (vdso: Unexpected rt vDSO area bounds)" in failing["msg"]
+
+    empty = checkpoint(container=name, store_path=str(tmp_path), state="restored", engine="b")
+    assert empty["failed"] and empty["msg"] == "The store %s holds no valid version of container %s." % (tmp_path, name)
+
+    gone = checkpoint(container=name, state="info", engine="unix://%s" % (tmp_path / "none.sock"))
+    assert gone["failed"] and gone["msg"].startswith("Cannot reach the Docker engine (docker_host) at unix://")
+    assert "Traceback" not in json.dumps([missing, stopped, nowhere, too_old, failing, empty, gone])
+
+
+def test_failover_engine_a_stopped_newest_valid_version_restored_on_b(docker, checkpoint, names, tmp_path):
+    """The stateful workload keeps its counter and its memory across a failover; engine A is killed outright."""
+    name = names("ha")
+    store = tmp_path / "store"
+    docker.run_workload("a", name, 192)
+    docker.wait_lines("a", name, 10)
+    versions = []
+    for unused in range(3):
+        before = int(docker.lines("a", name)[-1][0])
+        result = checkpoint(container=name, store_path=str(store), store_format="dedup", keep=3)
+        assert result["changed"] and result["rc"] == 0, result
+        after = int(docker.lines("a", name)[-1][0])
+        versions.append((result["checkpoint"]["name"], before, after))
+    # The newest version gets damaged: the failover must take the one before it.
+    newest = json.loads((store / name / versions[-1][0] / "manifest.json").read_text())
+    sha = next(f for f in newest["files"] if f["name"].startswith("pages-"))["chunks"][-1][0]
+    (store / ".chunks" / sha[:2] / sha).unlink()
+    subprocess.run([str(LAB_DOCKER), "stop-engine", "a", "--kill"], check=True, timeout=120)
+    try:
+        info = checkpoint(container=name, store_path=str(store), state="info")
+        assert info["rc"] == 0 and info["engine"]["reachable"] is False, info
+        restored = checkpoint(container=name, store_path=str(store), state="restored", engine="b", verify_seconds=2)
+        assert restored["changed"] and restored["rc"] == 0, restored
+        assert restored["checkpoint"]["name"] == versions[1][0]
+        lines = docker.wait_lines("b", name, 40)
+        numbers = [int(line[0]) for line in lines]
+        assert versions[1][1] < numbers[0] <= versions[1][2] + 1, (versions[1], numbers[:3])
+        assert_counts_on(numbers)
+        assert all(line[1] == "ok" for line in lines), [line for line in lines if line[1] != "ok"][:3]
+        assert int(lines[-1][2]) - int(lines[0][2]) >= 1   # at least one full sweep of the 192 MB since the restore
+        assert not checkpoint(container=name, store_path=str(store), state="restored", engine="b")["changed"]
+    finally:
+        subprocess.run([str(LAB_DOCKER), "start-engine", "a"], check=True, timeout=300)
