@@ -206,7 +206,9 @@ groups:
       type: str
       sample: range
     coordinator:
-      description: Broker id of the group coordinator.
+      description:
+        - Broker id of the group coordinator.
+        - V(null) for a group the broker listed as C(Empty) at the start of the call (it has no member to describe, so it is not described).
       type: int
       sample: 2
     simple:

@@ -54,6 +54,7 @@ class LagCollector:
         self.options = options  # report.Options: topic filters and the like
         self.isolation_level = kafka.params.get("isolation_level") or "read_uncommitted"
         self.warnings = []
+        self.listed = {}  # group id -> listing, from select_groups
 
     # -- groups ------------------------------------------------------------------------------
 
@@ -66,7 +67,7 @@ class LagCollector:
 
     def select_groups(self, names, pattern):
         """Group ids to report: the named ones (all must exist), those matching pattern, or all."""
-        listed = self.list_groups()
+        listed = self.listed = self.list_groups()
         if names:
             unknown = [name for name in names if name not in listed]
             if unknown:
@@ -82,18 +83,30 @@ class LagCollector:
         return selected
 
     def describe_groups(self, names):
-        """report.Group for each name, in order (members with their assignments)."""
-        return self._described(names, self._ask_describe(names))
+        """report.Group for each name, in order (members with their assignments), all described now."""
+        return self._described(names, self._ask_describe(names, trust_listing=False))
 
-    def _ask_describe(self, names):
-        if not names:
+    def _ask_describe(self, names, trust_listing=True):
+        """DescribeGroups futures; a group the listing just gave as Empty has no member to describe."""
+        wanted = [name for name in names if not (trust_listing and self._listed_empty(name))]
+        if not wanted:
             return {}
-        return self.kafka.admin.describe_consumer_groups(list(names), request_timeout=self.kafka.timeout)
+        return self.kafka.admin.describe_consumer_groups(wanted, request_timeout=self.kafka.timeout)
+
+    def _listed_empty(self, name):
+        listing = self.listed.get(name)
+        return listing is not None and getattr(getattr(listing, "state", None), "name", None) == "EMPTY"
 
     def _described(self, names, futures):
         groups = []
         for name in names:
-            description = self.kafka.wait_for(futures[name])
+            future = futures.get(name)
+            if future is None:
+                listing = self.listed[name]
+                groups.append(Group(name=name, state=_state_name(listing.state), type=_type_name(getattr(listing, "type", None)),
+                                    simple=bool(listing.is_simple_consumer_group)))
+                continue
+            description = self.kafka.wait_for(future)
             members = [
                 Member(member_id=m.member_id, client_id=m.client_id, host=m.host, group_instance_id=m.group_instance_id,
                        assignment=[(tp.topic, tp.partition) for tp in (m.assignment.topic_partitions if m.assignment else [])])
