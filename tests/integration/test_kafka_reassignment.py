@@ -405,9 +405,9 @@ def test_another_reassignment_of_the_same_partition_is_not_overridden(reassign, 
 
 
 def test_timeout_fails_with_progress_and_still_removes_the_throttle(reassign, topics, admin, kp_admin, unique, no_throttle_left):
-    name = topics(unique, [[1], [2]], messages=3000)
+    name = topics(unique, [[1], [2]], messages=8000)  # 4 MB a partition: more than the throttle lets through in 2 s
     plan = plan_of(name, [[3], [3]])
-    result = reassign(plan=plan, throttle="100kB", wait_timeout=2)
+    result = reassign(plan=plan, throttle="50kB", wait_timeout=2)
     assert result["failed"] and result["msg"].startswith("Timed out after 2s")
     assert "2 move(s) still running" in result["msg"] and "state=absent" in result["msg"] and "throttle was removed" in result["msg"]
     assert result["progress"]["in_flight"] == 2 and result["throttle"]["removed"]["topics"] == [name]
