@@ -26,7 +26,11 @@ options:
     description:
       - Weights of the built-in goals, overriding the defaults; V(0) switches a goal off.
       - 'Goals and default weights: C(nw_in) 1, C(nw_out) 1, C(disk) 1, C(replicas) 0.5, C(leaders) 0.5,
-        C(topic_spread) 0.02, C(movement) 0.02, C(leader_changes) 0.005.'
+        C(topic_spread) 0.02, C(movement) 0.02 (bytes moved), C(replica_moves) 0.01, C(leader_changes) 0.005.'
+    type: dict
+  balance_bands:
+    description:
+      - Per resource, a fraction such as V(0.05) within which a broker's deviation from its target costs nothing.
     type: dict
   custom_goals:
     description:
@@ -112,7 +116,7 @@ from ansible_collections.streamops.day2.plugins.module_utils.rebalance.model imp
 from ansible_collections.streamops.day2.plugins.module_utils.rebalance.plan import plan_rebalance
 
 
-def rebalance_plan(model, goal_weights=None, custom_goals=None, max_moves=None, max_bytes=None, max_leader_moves=None,
+def rebalance_plan(model, goal_weights=None, balance_bands=None, custom_goals=None, max_moves=None, max_bytes=None, max_leader_moves=None,
                    drain_brokers=None, excluded_topics=None, capacity_threshold=0.8, time_limit=60, seed=0):
     """Plan a rebalance of ``model``: {plan, summary, warnings}."""
     for name, value in (("drain_brokers", drain_brokers), ("excluded_topics", excluded_topics), ("custom_goals", custom_goals)):
@@ -120,7 +124,7 @@ def rebalance_plan(model, goal_weights=None, custom_goals=None, max_moves=None, 
             raise AnsibleFilterError("rebalance_plan: %s must be a list, got %s." % (name, type(value).__name__))
     try:
         return plan_rebalance(
-            model, goal_weights=goal_weights, custom_goals=list(custom_goals or []), max_moves=max_moves, max_bytes=max_bytes,
+            model, goal_weights=goal_weights, balance_bands=balance_bands, custom_goals=list(custom_goals or []), max_moves=max_moves, max_bytes=max_bytes,
             max_leader_moves=max_leader_moves, drain_brokers=list(drain_brokers or []),
             excluded_topics=list(excluded_topics or []), capacity_threshold=capacity_threshold, time_limit=time_limit, seed=seed)
     except ModelError as e:

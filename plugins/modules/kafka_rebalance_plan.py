@@ -75,7 +75,15 @@ options:
     description:
       - Weights of the built-in goals, overriding the defaults; V(0) switches a goal off.
       - 'Goals and default weights: C(nw_in) 1, C(nw_out) 1, C(disk) 1, C(replicas) 0.5, C(leaders) 0.5,
-        C(topic_spread) 0.02, C(movement) 0.02, C(leader_changes) 0.005.'
+        C(topic_spread) 0.02, C(movement) 0.02 (bytes moved), C(replica_moves) 0.01, C(leader_changes) 0.005.'
+      - Higher C(movement) and C(replica_moves) weights give plans that move less for slightly less even loads.
+    type: dict
+  balance_bands:
+    description:
+      - 'Per resource (C(nw_in), C(nw_out), C(disk), C(replicas), C(leaders)), a fraction such as V(0.05): deviations
+        within that share of a broker''s target cost nothing, so the plan stops moving data once every broker is
+        inside the band.'
+      - Without a band a resource is balanced as evenly as the movement cost allows.
     type: dict
   custom_goals:
     description:
@@ -239,7 +247,9 @@ summary:
       type: float
       sample: 1.7
     stop_reason:
-      description: V(converged) when no action was worth taking any more, V(time limit) when O(time_limit) cut it short.
+      description:
+        - V(converged) when no action was worth taking any more, V(diminishing returns) when the last stretch of the search
+          gained less than 0.1% of its total gain, V(time limit) when O(time_limit) cut it short.
       type: str
       sample: converged
     actions_evaluated:
@@ -273,7 +283,7 @@ from ansible_collections.streamops.day2.plugins.module_utils.rebalance.live impo
 from ansible_collections.streamops.day2.plugins.module_utils.rebalance.model import ModelError, load_model_file
 from ansible_collections.streamops.day2.plugins.module_utils.rebalance.plan import plan_rebalance
 
-PLANNER_OPTIONS = ("goal_weights", "custom_goals", "max_moves", "max_bytes", "max_leader_moves", "drain_brokers",
+PLANNER_OPTIONS = ("goal_weights", "balance_bands", "custom_goals", "max_moves", "max_bytes", "max_leader_moves", "drain_brokers",
                    "excluded_topics", "capacity_threshold", "time_limit", "seed")
 
 
@@ -359,6 +369,7 @@ def main():
             broker_capacity=dict(type="dict"),
             capacity_threshold=dict(type="float", default=0.8),
             goal_weights=dict(type="dict"),
+            balance_bands=dict(type="dict"),
             custom_goals=dict(type="list", elements="dict", options=dict(
                 **{"class": dict(type="str", required=True)},
                 weight=dict(type="float"),

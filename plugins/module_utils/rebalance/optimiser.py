@@ -30,7 +30,7 @@ import random
 import time
 
 from ansible_collections.streamops.day2.plugins.module_utils.rebalance.goals import (
-    Goal, LeaderChangeGoal, MovementGoal, ResourceBalanceGoal, TopicSpreadGoal,
+    Goal, LeaderChangeGoal, MovementGoal, ReplicaMovesGoal, ResourceBalanceGoal, TopicSpreadGoal,
 )
 from ansible_collections.streamops.day2.plugins.module_utils.rebalance.loads import LEADER, MOVE, SWAP
 from ansible_collections.streamops.day2.plugins.module_utils.rebalance.model import RESOURCES, ModelError
@@ -74,6 +74,7 @@ class SearchSettings:
     replica_sample = 16        # replicas of a source tried per step
     leader_sample = 16         # partitions led by a source tried per step
     destinations = 6           # lightest brokers (for the source's resource) tried per step
+    oversample = 1              # draw this many times the replica sample, keep the heaviest
     swap_sample = 12           # replicas on each side tried per swap attempt
     swap_sources = 6
     rest_steps = 25            # a source that offered nothing is skipped for this many accepted actions
@@ -85,6 +86,12 @@ class SearchSettings:
     # scale of one average replica's effect on the goals): below it, the gain is too small to be
     # worth an action, so the search ends, and a second run on its result finds nothing to do.
     min_gain = 0.03
+    # The search also ends when a window of evaluations (stall_window + stall_window_per_replica x
+    # replicas candidates) lowered the cost by less than stall_fraction of all it lowered so far:
+    # the tail of a long search finds ever smaller gains ever more slowly.
+    stall_window = 50000
+    stall_window_per_replica = 0.5
+    stall_fraction = 0.001
 
 
 class _Unconstrained:
@@ -130,6 +137,7 @@ class HillClimber:
             for b in state.active:
                 self.rack_members.setdefault(constraints.rack[b], []).append(b)
         self.accepted = 0
+        self.gained = 0.0          # total cost decrease of the climb so far
         self.evaluated = 0
         self.swaps = 0
         self.stop_reason = None
@@ -148,21 +156,28 @@ class HillClimber:
         self.topic = None
         self.w_topic = self.w_byte = self.w_move = self.w_lead = 0.0
         self.custom = []
+        self.banded = []
         for goal, weight in goals:
             kind = type(goal)
             if kind is ResourceBalanceGoal:
-                self.K[goal.r] = [weight * k for k in goal.k]
+                if goal.band:
+                    # Piecewise, so not in the quadratic fast path: called per candidate instead.
+                    self.banded.append((goal.r, goal.delta_amount, weight))
+                else:
+                    self.K[goal.r] = [weight * k for k in goal.k]
                 self.T[goal.r] = goal.target
                 self.dev_weight[goal.r] = weight
             elif kind is TopicSpreadGoal:
                 self.topic, self.w_topic = goal, weight * goal.scale
             elif kind is MovementGoal:
-                self.w_byte, self.w_move = weight * goal.per_byte, weight * goal.per_move
+                self.w_byte = weight * goal.per_byte
+            elif kind is ReplicaMovesGoal:
+                self.w_move = weight * goal.per_move
             elif kind is LeaderChangeGoal:
                 self.w_lead = weight * goal.scale
             else:
                 self.custom.append((goal.delta, weight))
-        self.resources = [r for r in range(len(RESOURCES)) if self.dev_weight[r] > 0 and any(self.K[r])]
+        self.resources = [r for r in range(len(RESOURCES)) if self.dev_weight[r] > 0 and any(self.T[r])]
         for b in range(n):
             self._refresh(b)
 
@@ -173,6 +188,14 @@ class HillClimber:
             self.G[r][b] = 2.0 * k * (load[r][b] - target)
             self.dev[r][b] = (load[r][b] - target) / target if target else 0.0
         self.pressure[b] = sum(self.dev_weight[r] * self.dev[r][b] for r in range(len(RESOURCES)))
+
+    def _banded_delta(self, src, dst, amounts):
+        total = 0.0
+        for r, fn, weight in self.banded:
+            amount = amounts[r]
+            if amount:
+                total += weight * fn(src, dst, amount)
+        return total
 
     def _custom_delta(self, action):
         total = 0.0
@@ -192,7 +215,8 @@ class HillClimber:
     def cost(self):
         return sum(weight * goal.cost() for goal, weight in self.goals)
 
-    def accept(self, action):
+    def accept(self, action, delta=0.0):
+        self.gained -= delta
         self.state.apply(action)
         for listener in self.listeners:
             listener(action)
@@ -238,7 +262,7 @@ class HillClimber:
             model = state.model
             raise ModelError("No broker can take the replica of partition %s from broker %d (%s) without breaking rack "
                              "awareness or a capacity limit." % (model.name(p), model.broker_ids[src], why))
-        self.accept(best)
+        self.accept(best)  # forced: its cost rise is not a gain of the climb
         return True
 
     def repair(self):
@@ -345,7 +369,7 @@ class HillClimber:
         replicas, lead_out, orig_leader = state.replicas, state.lead_out, state.orig_leader
         G_out, K_out, G_ld, K_ld = self.G[1], self.K[1], self.G[4], self.K[4]
         drained = self.constraints.drained
-        w_lead, custom = self.w_lead, self.custom
+        w_lead, custom, banded = self.w_lead, self.custom, self.banded
         threshold = -self.min_gain if threshold is None else threshold
         evaluated = 0
         for p in sample:
@@ -358,6 +382,8 @@ class HillClimber:
                 delta = (lo * (G_out[f] - G_out[src] + lo * (K_out[f] + K_out[src]))
                          + G_ld[f] - G_ld[src] + K_ld[f] + K_ld[src]
                          + ((f != ol) - (src != ol)) * w_lead)
+                if banded:
+                    delta += self._banded_delta(src, f, (0.0, lo, 0.0, 0, 1))
                 if custom:
                     delta += self._custom_delta(state.leader_move(p, f))
                 if delta < threshold:
@@ -377,7 +403,7 @@ class HillClimber:
         if spread:
             t_count, t_upper, t_active = self.topic.count, self.topic.upper, self.topic.active
             src_spread = t_active[src]
-        custom = self.custom
+        custom, banded = self.custom, self.banded
         threshold = -self.min_gain if threshold is None else threshold
         rs = rack[src] if rack is not None else None
         evaluated = 0
@@ -412,6 +438,10 @@ class HillClimber:
                     lo = lead_out[p]
                     ol = orig_leader[p]
                     delta += lo * (a_out + lo * c_out) + one_leader + ((d != ol) - (src != ol)) * w_lead
+                    if banded:
+                        delta += self._banded_delta(src, d, (vin, lo, vsz, 1, 1))
+                elif banded:
+                    delta += self._banded_delta(src, d, (vin, 0.0, vsz, 1, 0))
                 if spread:
                     # TopicSpreadGoal's delta, inlined: excess above the topic's share on d and src.
                     t = p_topic[p]
@@ -432,7 +462,7 @@ class HillClimber:
         rack_ok = self.constraints.rack_ok
         w_byte, w_move, w_lead, w_topic = self.w_byte, self.w_move, self.w_lead, self.w_topic
         topic_change = self._topic_change if self.topic is not None and w_topic else None
-        custom = self.custom
+        custom, banded = self.custom, self.banded
         a_in, c_in = G_in[dst] - G_in[src], K_in[dst] + K_in[src]
         a_out, c_out = G_out[dst] - G_out[src], K_out[dst] + K_out[src]
         a_dk, c_dk = G_dk[dst] - G_dk[src], K_dk[dst] + K_dk[src]
@@ -460,6 +490,8 @@ class HillClimber:
                 vin, vout, vdk, vld = pin - qin, pout - qout, pdk - qdk, pld - qld
                 delta = (vin * (a_in + vin * c_in) + vout * (a_out + vout * c_out) + vdk * (a_dk + vdk * c_dk)
                          + vld * (a_ld + vld * c_ld) + pown + qown)
+                if banded:
+                    delta += self._banded_delta(src, dst, (vin, vout, vdk, 0, vld))
                 # Replicas of one topic trading places leave its spread as it was.
                 if p_topic[q] != tp:
                     delta += pspread + qspread
@@ -472,7 +504,15 @@ class HillClimber:
         state, settings = self.state, self.settings
         found = []
         self._leader_moves(src, self._sample(state.led[src], settings.leader_sample * scale), found)
-        self._replica_moves(src, self._destinations(r, src), self._sample(state.hosted[src], settings.replica_sample * scale), found)
+        sample = self._sample(state.hosted[src], settings.replica_sample * scale * settings.oversample)
+        if settings.oversample > 1 and len(sample) > settings.replica_sample * scale:
+            # Keep the replicas carrying most of the resource the source is loaded with: a move
+            # does the most work per move with them, and the sample still varies between rounds.
+            model = state.model
+            weight = (model.nw_in, state.lead_out, model.size, model.size, state.lead_out)[r]
+            sample.sort(key=weight.__getitem__, reverse=True)
+            del sample[settings.replica_sample * scale:]
+        self._replica_moves(src, self._destinations(r, src), sample, found)
         return found
 
     def _rebuild(self, kind, p, src, dst):
@@ -502,11 +542,13 @@ class HillClimber:
             action = self._rebuild(kind, p, src, dst)
             if action is None or not self._admissible(action):
                 continue
-            if index and self.delta(action) >= min(-self.min_gain, keep * delta):
-                continue
+            if index:
+                delta = self.delta(action)
+                if delta >= min(-self.min_gain, keep * found[index][0]):
+                    continue
             if self.verify:
                 self._check(action)
-            self.accept(action)
+            self.accept(action, delta)
             accepted += 1
         return accepted
 
@@ -514,11 +556,13 @@ class HillClimber:
         """The best admissible swap between a loaded source and a light broker, or None."""
         state, settings = self.state, self.settings
         best = [-self.min_gain, None]
+        self.last_swap_delta = 0.0
         k = settings.swap_sample
         for dummy, r, src in sources[:settings.swap_sources]:
             mine = self._sample(state.hosted[src], k)
             for dst in self._destinations(r, src, count=2)[:4]:
                 self._swaps(src, dst, mine, self._sample(state.hosted[dst], k), best)
+        self.last_swap_delta = best[0]
         return best[1]
 
     def _check(self, action):
@@ -556,10 +600,19 @@ class HillClimber:
         settings = self.settings
         resting = {}
         scale, escalations = 1, 0
+        replicas = sum(len(r) for r in self.state.replicas)
+        window = settings.stall_window + settings.stall_window_per_replica * replicas
+        window_end, window_gain = self.evaluated + window, self.gained
         while True:
             if self.out_of_time():
                 self.stop_reason = "time limit"
                 return
+            if self.evaluated >= window_end:
+                # Diminishing returns: the last window of evaluations bought almost nothing.
+                if self.gained - window_gain < settings.stall_fraction * self.gained:
+                    self.stop_reason = "diminishing returns"
+                    return
+                window_end, window_gain = self.evaluated + window, self.gained
             accepted = 0
             for deep in (False, True):
                 for dummy, r, src in self._sources(deep):
@@ -584,7 +637,7 @@ class HillClimber:
                     self.swaps += 1
                     if self.verify:
                         self._check(found)
-                    self.accept(found)
+                    self.accept(found, self.last_swap_delta)
                     continue
             if self.out_of_time():
                 continue

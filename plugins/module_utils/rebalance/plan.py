@@ -71,7 +71,8 @@ class Planner:
 
     def __init__(self, model, goal_weights=None, custom_goals=None, max_moves=None, max_bytes=None,
                  max_leader_moves=None, drain_brokers=None, excluded_topics=None,
-                 capacity_threshold=DEFAULT_CAPACITY_THRESHOLD, time_limit=DEFAULT_TIME_LIMIT, seed=0, settings=None):
+                 capacity_threshold=DEFAULT_CAPACITY_THRESHOLD, time_limit=DEFAULT_TIME_LIMIT, seed=0, settings=None,
+                 balance_bands=None):
         self.started = time.perf_counter()
         if isinstance(model, ClusterModel):
             if drain_brokers:
@@ -85,7 +86,9 @@ class Planner:
             raise ModelError("seed must be an integer, got %r." % (seed,))
         self.seed = seed
         movable, self.warnings = _movable(self.model, excluded_topics)
-        self.goals = build_goals(goal_weights, custom_goals)
+        if balance_bands is not None and not isinstance(balance_bands, dict):
+            raise ModelError("balance_bands must be a mapping of resource to a fraction, got %r." % (balance_bands,))
+        self.goals = build_goals(goal_weights, custom_goals, balance_bands)
         self.state = ClusterState(self.model, movable)
         # Feasibility first: goals may assume there is something to balance onto.
         vetoes = [goal.allows for goal, weight in self.goals if callable(getattr(goal, "allows", None))]
@@ -141,8 +144,8 @@ class Planner:
 def plan_rebalance(model, **options):
     """Plan a rebalance of ``model`` (a dict in the cluster-model format, or a ClusterModel).
 
-    Options: goal_weights, custom_goals, max_moves, max_bytes, max_leader_moves, drain_brokers,
-    excluded_topics, capacity_threshold, time_limit, seed.  Returns {plan, summary, warnings}.
+    Options: goal_weights, balance_bands, custom_goals, max_moves, max_bytes, max_leader_moves,
+    drain_brokers, excluded_topics, capacity_threshold, time_limit, seed.  Returns {plan, summary, warnings}.
     Raises ModelError with one sentence for any bad input or unsatisfiable constraint.
     """
     return Planner(model, **options).run()

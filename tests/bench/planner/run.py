@@ -115,7 +115,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m tests.bench.planner", description=__doc__.split("\n\n")[0])
     parser.add_argument("--cases", default=",".join(CASES), help="comma-separated, from: %s" % ", ".join(CASES))
     parser.add_argument("--anchors", default="kafka,cruise-control", help="comma-separated: kafka, cruise-control (or none)")
-    parser.add_argument("--variants", default="default,movement=0.2",
+    parser.add_argument("--variants", default="default,movement=0.2+replica_moves=0.1",
                         help="our planner's goal weights to run, comma-separated: default, or goal=weight[+goal=weight]")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--time-limit", type=float, default=60.0)

@@ -40,6 +40,7 @@ def test_each_goal_delta_matches_recomputed_cost(params, drain, action_seed):
     model = random_model(drain=(params["brokers"],) if drain else (), **params)
     state = state_of(model)
     goals = [make() for make in BUILTIN_GOALS.values()]
+    goals += [ResourceBalanceGoal(resource, band=0.05) for resource in ("nw_in", "nw_out", "disk", "replicas", "leaders")]
     for goal in goals:
         goal.bind(state)
     rng = random.Random(action_seed)
@@ -72,10 +73,11 @@ def test_incremental_loads_match_full_recomputation(params, action_seed):
 
 @settings(max_examples=40, deadline=None)
 @given(params=models, action_seed=st.integers(0, 10 ** 6), weights=st.dictionaries(
-    st.sampled_from(sorted(DEFAULT_WEIGHTS)), st.floats(0, 3), max_size=4))
-def test_fused_evaluation_equals_goal_deltas(params, action_seed, weights):
+    st.sampled_from(sorted(DEFAULT_WEIGHTS)), st.floats(0, 3), max_size=4), bands=st.dictionaries(
+    st.sampled_from(["nw_in", "nw_out", "disk", "replicas", "leaders"]), st.floats(0, 0.3), max_size=3))
+def test_fused_evaluation_equals_goal_deltas(params, action_seed, weights, bands):
     state = state_of(random_model(**params))
-    goals = build_goals(weights)
+    goals = build_goals(weights, bands=bands)
     for goal, weight in goals:
         goal.bind(state)
     climber = HillClimber(state, goals, Constraints(state))

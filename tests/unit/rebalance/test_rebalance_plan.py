@@ -133,6 +133,18 @@ def test_drained_brokers_end_empty_and_quality_on_a_skewed_model():
         assert summary[resource]["after"]["sd"] <= 0.1 * summary[resource]["before"]["sd"], resource
 
 
+def test_bands_and_movement_weights_trade_evenness_for_fewer_moves():
+    model = random_model(47, brokers=10, partitions=400, topics=12, empty_brokers=2, racks=0)
+    full = plan_rebalance(model, seed=2)["summary"]
+    banded = plan_rebalance(model, seed=2, balance_bands={r: 0.1 for r in ("nw_in", "nw_out", "disk", "replicas", "leaders")})["summary"]
+    thrifty = plan_rebalance(model, seed=2, goal_weights={"movement": 0.3, "replica_moves": 0.3})["summary"]
+    for cheaper in (banded, thrifty):
+        assert cheaper["bytes_to_move"] < full["bytes_to_move"]
+        assert cheaper["replica_moves"] < full["replica_moves"]
+    for resource in ("nw_in", "disk", "replicas"):
+        assert banded[resource]["after"]["max_to_mean"] <= 1.1 + 0.05  # within the band, give or take one replica
+
+
 def test_racks_strict_when_enough_and_even_when_fewer():
     strict = plan_rebalance(random_model(19, brokers=6, partitions=60, racks=3, rf=3))
     assert strict["summary"]["replica_moves"] > 0  # random start breaks racks: repaired
@@ -167,6 +179,8 @@ BAD_REQUESTS = [
     ("bad threshold", {}, dict(capacity_threshold=1.5), "capacity_threshold must be a fraction"),
     ("drain everything", dict(brokers=3, rf=1, racks=0), dict(drain_brokers=[1, 2, 3]), "Every broker is being drained"),
     ("forced moves over budget", dict(brokers=6, partitions=60), dict(drain_brokers=[1], max_moves=1), "need max_moves="),
+    ("band out of range", {}, dict(balance_bands={"disk": 1.5}), "The balance band of disk must be a fraction"),
+    ("band of unknown resource", {}, dict(balance_bands={"cpu": 0.1}), "Unknown resource 'cpu' in balance bands"),
 ]
 
 
