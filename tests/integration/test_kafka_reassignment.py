@@ -197,7 +197,7 @@ def plan_of(topic, placement):
 
 def kafka_tool(*args):
     proc = subprocess.run([os.environ.get("KAFKA_TOOL", str(ROOT / "tests" / "lab" / "kafka-tool")), *args],
-                          capture_output=True, text=True, timeout=180)
+                          capture_output=True, text=True, timeout=180, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc.stdout
 
@@ -477,7 +477,7 @@ def run_playbook(lab, extra, check=False):
                **{k: v for k, v in lab.items() if k.startswith("KAFKA_")})
     argv = [str(Path(sys.executable).parent / "ansible-playbook"), str(ROOT / "playbooks" / "kafka_rebalance.yml"),
             "-i", str(ROOT / "inventories" / "lab" / "hosts.yml"), "-e", json.dumps(extra)] + (["--check"] if check else [])
-    proc = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=str(ROOT), timeout=900)
+    proc = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=str(ROOT), timeout=900, check=False)
     return proc.returncode, proc.stdout + proc.stderr
 
 

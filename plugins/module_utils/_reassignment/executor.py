@@ -250,7 +250,7 @@ class Throttling:
         while True:
             on_brokers, on_topics = self.brokers.throttles_set(wanted_brokers, set(topics))
             late = [b for b, values in wanted_brokers.items() if on_brokers.get(b) != values]
-            late += [t for t, values in topics.items() if {k: v for k, v in on_topics.get(t, {}).items()} != values]
+            late += [t for t, values in topics.items() if on_topics.get(t, {}) != values]
             if not late or time.monotonic() > deadline:
                 return
             time.sleep(0.1)
@@ -700,4 +700,3 @@ def run(kafka):
         result["diff"] = dict(before=as_plan((m["topic"], m["partition"], m["before"]) for m in result["moves"]),
                               after=as_plan((m["topic"], m["partition"], m["after"]) for m in result["moves"]))
     return result
-

@@ -319,4 +319,3 @@ def human_bytes(count):
             return ("%d %s" % (value, unit)) if unit == "B" else ("%.1f %s" % (value, unit))
         value /= 1000
     return "%d B" % count  # pragma: no cover
-

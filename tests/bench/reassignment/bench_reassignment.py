@@ -149,7 +149,7 @@ def plan_of(topic, placement):
 def run_module(args):
     payload = dict(args, bootstrap_servers=SERVERS.split(","), _ansible_check_mode=False, _ansible_diff=False)
     proc = subprocess.run([sys.executable, str(MODULE)], input=json.dumps({"ANSIBLE_MODULE_ARGS": payload}), capture_output=True,
-                          text=True, env=dict(os.environ, PYTHONPATH=str(COLLECTIONS)), timeout=1800)
+                          text=True, env=dict(os.environ, PYTHONPATH=str(COLLECTIONS)), timeout=1800, check=False)
     result = json.loads(proc.stdout)
     if result.get("failed"):
         raise RuntimeError("kafka_reassignment failed: %s" % result.get("msg"))
@@ -157,7 +157,7 @@ def run_module(args):
 
 
 def tool(*args):
-    proc = subprocess.run([TOOL, "reassign-partitions", "--bootstrap-server", SERVERS, *args], capture_output=True, text=True, timeout=600)
+    proc = subprocess.run([TOOL, "reassign-partitions", "--bootstrap-server", SERVERS, *args], capture_output=True, text=True, timeout=600, check=False)
     if proc.returncode:
         raise RuntimeError("kafka-reassign-partitions %s failed: %s %s" % (args[0], proc.stdout, proc.stderr))
     return proc.stdout
@@ -212,7 +212,7 @@ def median(values):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--mb", type=int, default=48, help="megabytes in the moving topic")
     parser.add_argument("--partitions", type=int, default=8)
     parser.add_argument("--throttle", default="2MB", help="replication throttle per broker for both, e.g. 4MB")
