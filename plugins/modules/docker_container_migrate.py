@@ -80,7 +80,7 @@ options:
   method:
     description:
       - How the checkpoint is taken on the source. V(runc) calls runc and CRIU directly with the source engine's runc state
-        (the module runs on the source engine's host): CRIU writes straight into O(transfer_dir) and the container is frozen
+        (the module runs on the source engine's host), so CRIU writes straight into O(transfer_dir) and the container is frozen
         for CRIU's dump only. V(engine) uses the Engine API, which copies the checkpoint through containerd (about 20 s per GB
         frozen). V(auto) picks V(runc) when possible.
     type: str
@@ -190,7 +190,9 @@ timings:
   type: dict
   sample: {freeze_seconds: 0.41, downtime_seconds: 1.35, checkpoint_seconds: 0.52, restore_seconds: 0.79, total_seconds: 3.2}
 bytes:
-  description: Bytes of the checkpoint (C(checkpoint), of which C(pages)), of the image transferred (C(image)), of the changed files (C(rootfs)), their sum (C(transferred)), and copied into the target engine (C(copied_into_engine)).
+  description:
+    - Bytes of the checkpoint (C(checkpoint), of which C(pages)), of the image transferred (C(image)), of the changed files
+      (C(rootfs)), their sum (C(transferred)), and copied into the target engine (C(copied_into_engine)).
   returned: when the container was moved
   type: dict
   sample: {checkpoint: 201987072, pages: 201326592, image: 0, rootfs: 0, transferred: 201987072, copied_into_engine: 660000}

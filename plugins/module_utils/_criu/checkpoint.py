@@ -205,7 +205,7 @@ class CheckpointTask:
         keep = self.p["keep"]
         if not keep:
             return []
-        managed = [v for v in self.versions(inspect, name, self.p["prefix"])]
+        managed = self.versions(inspect, name, self.p["prefix"])
         doomed = managed[max(keep - adding, 0):]
         for version in doomed:
             self.actions.append("remove version %s of %s (keep %d)" % (version["name"], name, keep))
@@ -339,8 +339,8 @@ class CheckpointTask:
             if problems:
                 raise DockerError("Version %s of %s is damaged: %s." % (p["name"], name, "; ".join(problems)))
         if version is None:
-            raise DockerError("The store %s holds no %sversion of container %s." % (p["store_path"], "valid " if p["name"] in (None, "latest")
-                                                                                     else "%s " % p["name"], name))
+            which = "valid " if p["name"] in (None, "latest") else "%s " % p["name"]
+            raise DockerError("The store %s holds no %sversion of container %s." % (p["store_path"], which, name))
         manifest = version.manifest
         original = manifest.get("container") or {}
         if inspect is not None and inspect["Id"] != original.get("id") and not p["force"]:

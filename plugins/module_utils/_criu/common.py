@@ -18,6 +18,7 @@ from ansible_collections.streamops.day2.plugins.module_utils._criu import contai
 from ansible_collections.streamops.day2.plugins.module_utils._criu import runc as criu_runc
 from ansible_collections.streamops.day2.plugins.module_utils._criu.store import utc_now
 
+
 def runner(module):
     """run(argv, env=None) -> (rc, stdout, stderr) on the module's host."""
     def run(argv, env=None):

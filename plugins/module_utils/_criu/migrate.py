@@ -162,8 +162,8 @@ class Migration:
         try:
             # 1. while it runs on A
             mark = time.monotonic()
-            ref, unused, sizes["image"] = criu_restore.ensure_image(self.target, plan["wanted"], plan["ref"],
-                                                                     source=self.source if p["image_transfer"] else None)
+            image_source = self.source if p["image_transfer"] else None
+            ref, unused, sizes["image"] = criu_restore.ensure_image(self.target, plan["wanted"], plan["ref"], source=image_source)
             timings["image_seconds"] = _since(mark)
             mark = time.monotonic()
             if dst is not None:
@@ -262,8 +262,8 @@ class Migration:
             if entries:
                 rc, out, err = self.module.run_command(["cp", "-a", "--", *[os.path.join(upper_a, e) for e in entries], upper_b])
                 if rc != 0:
-                    raise DockerError("Copying the writable layer of %s from %s to %s failed: %s" % (self.p["container"], upper_a, upper_b,
-                                                                                                  (err or out).strip()))
+                    raise DockerError("Copying the writable layer of %s from %s to %s failed: %s"
+                                      % (self.p["container"], upper_a, upper_b, (err or out).strip()))
             size = criu_images.dir_size(upper_a)
             self.result["rootfs_changes"] = dict(mode="overlay", copied=sorted("/" + e for e in entries), deleted=[])
             return size
@@ -312,9 +312,9 @@ class Migration:
                 self.source.update_restart_policy(src["Id"], policy)
             except DockerError:
                 pass
-        return DockerError("Migration of %s from %s to %s failed: %s. %s." % (name, self.source.host, self.target.host, error,
-                                                                             "; ".join(notes).capitalize()),
-                           actions=self.actions, timings=self.result["timings"], rolled_back=True)
+        after = "; ".join(notes)
+        message = "Migration of %s from %s to %s failed: %s. %s." % (name, self.source.host, self.target.host, error, after[:1].upper() + after[1:])
+        return DockerError(message, actions=self.actions, timings=self.result["timings"], rolled_back=True)
 
     def restart_on_source(self, current):
         rb = self.rollback

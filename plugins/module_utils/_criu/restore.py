@@ -100,8 +100,7 @@ class _Counter:
 
 
 def _file_chunks(handle, size=1 << 20):
-    for block in iter(lambda: handle.read(size), b""):
-        yield block
+    yield from iter(lambda: handle.read(size), b"")
 
 
 def save_image_archive(engine, image_id, path, ref=None):
