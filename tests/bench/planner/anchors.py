@@ -32,7 +32,7 @@ def timed(cmd, **kwargs):
     timing = CACHE / "time.txt"
     CACHE.mkdir(parents=True, exist_ok=True)
     proc = subprocess.run(["/usr/bin/time", "-o", str(timing), "-f", "%e %U %S %M"] + list(cmd),
-                          capture_output=True, text=True, **kwargs)
+                          capture_output=True, text=True, check=False, **kwargs)
     if proc.returncode != 0:
         raise RuntimeError("%s failed (rc %d): %s" % (cmd[0], proc.returncode, (proc.stderr or proc.stdout)[-2000:]))
     wall, user, system, rss_kb = timing.read_text().split()[-4:]
@@ -84,7 +84,7 @@ def cruise_control_classpath():
             raise Unavailable("no mvn on this machine to fetch Cruise Control's dependencies")
         shutil.rmtree(CC_LIBS, ignore_errors=True)
         proc = subprocess.run(["mvn", "-B", "-q", "-f", str(pom), "-Dmaven.repo.local=%s" % (ROOT / ".lab" / "m2"),
-                               "-Dbench.libs.dir=%s" % CC_LIBS, "dependency:copy-dependencies"], capture_output=True, text=True)
+                               "-Dbench.libs.dir=%s" % CC_LIBS, "dependency:copy-dependencies"], capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             raise Unavailable("fetching Cruise Control's dependencies failed: %s" % (proc.stdout + proc.stderr)[-300:])
         stamp.write_text(pom.read_text())
@@ -101,7 +101,7 @@ def cruise_control_classpath():
         listing = CC_CACHE / "sources.txt"
         listing.write_text("\n".join(files))
         proc = subprocess.run(["javac", "-nowarn", "-proc:none", "-d", str(classes), "-cp", libs, "@%s" % listing],
-                              capture_output=True, text=True)
+                              capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             raise Unavailable("compiling Cruise Control failed: %s" % proc.stderr[-300:])
         marker.write_text(source_id)

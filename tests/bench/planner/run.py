@@ -44,6 +44,26 @@ def run_streamops(path, options):
     return result["plan"]["partitions"], figures
 
 
+def executed(model, partitions):
+    """The model as it is once the plan ran: new replicas, preferred leaders, drained brokers gone."""
+    after = metrics.after_plan(model, partitions)
+    drained = set(model.get("drain_brokers", []))
+    out = {"brokers": [b for b in model["brokers"] if b["id"] not in drained], "partitions": []}
+    for part in model["partitions"]:
+        replicas, leader = after[(part["topic"], part["partition"])]
+        out["partitions"].append(dict(part, replicas=replicas, leader=leader))
+    return out
+
+
+def second_run(case, model, partitions, options):
+    """Our planner again, on the result of its own plan: (replica moves, bytes) it still proposes."""
+    path = MODELS / ("%s.after.json" % case)
+    with open(path, "w") as handle:
+        json.dump(executed(model, partitions), handle)
+    again, figures = run_streamops(path, dict(options, seed=options["seed"] + 1))
+    return metrics.evaluate(executed(model, partitions), metrics.after_plan(executed(model, partitions), again))["replica_moves"]
+
+
 def run_case(case, anchor_names, options, variants, log):
     path = model_file(case)
     with open(path) as handle:
@@ -71,6 +91,8 @@ def run_case(case, anchor_names, options, variants, log):
             rows[name] = {"unavailable": "failed: %s" % str(e).splitlines()[-1][:200]}
             continue
         figures.update(metrics.evaluate(model, metrics.after_plan(model, partitions)))
+        if name == "streamops":
+            figures["second_run"] = second_run(case, model, partitions, options)
         rows[name] = figures
     return {"model": info, "results": rows}
 
@@ -84,35 +106,35 @@ def fmt_bytes(value):
 
 def table(report):
     head = ("| case | planner | time s (cpu) | peak RSS MB | σ↓ nw_in | σ↓ nw_out | max/mean after: nw_in nw_out disk replicas leaders "
-            "| replica moves | bytes moved | ÷ lower bound | leader changes | violations |")
-    lines = [head, "|" + "---|" * 12]
+            "| replica moves | bytes moved | ÷ lower bound | leader changes | violations | 2nd run moves |")
+    lines = [head, "|" + "---|" * 13]
     for case, data in report.items():
         m = data["model"]
-        label = "%s: %d brokers, %d partitions, %d replicas%s" % (case, m["brokers"], m["partitions"], m["replicas"],
-                                                                   ", %d drained" % m["drained"] if m["drained"] else "")
+        drained = ", %d drained" % m["drained"] if m["drained"] else ""
+        label = "%s: %d brokers, %d partitions, %d replicas%s" % (case, m["brokers"], m["partitions"], m["replicas"], drained)
         floors = " ".join("%.3f" % m["floors"][r] for r in metrics.RESOURCES)
         first = True
         for name, row in data["results"].items():
             cell = label if first else ""
             first = False
             if "unavailable" in row:
-                lines.append("| %s | %s | %s |%s" % (cell, name, row["unavailable"], " |" * 9))
+                lines.append("| %s | %s | %s |%s" % (cell, name, row["unavailable"], " |" * 10))
                 continue
             seconds = "%.2f (%.2f)" % (row["seconds"], row["cpu_seconds"]) if "cpu_seconds" in row else "%.2f" % row["seconds"]
             after = " ".join("%.3f" % row[r]["after_max_mean"] for r in metrics.RESOURCES)
-            lines.append("| %s | %s | %s | %.0f | %.1f%% | %.1f%% | %s | %d | %s | %.2f | %d | %d |" % (
+            lines.append("| %s | %s | %s | %.0f | %.1f%% | %.1f%% | %s | %d | %s | %.2f | %d | %d | %s |" % (
                 cell, name, seconds, row["rss_mb"], 100 * row["nw_in"]["sd_reduction"], 100 * row["nw_out"]["sd_reduction"],
                 after, row["replica_moves"], fmt_bytes(row["bytes_moved"]), row["bytes_vs_bound"], row["leader_changes"],
-                row["violations"]))
+                row["violations"], row.get("second_run", "")))
         before = " ".join("%.3f" % next(iter(r for r in data["results"].values() if "nw_in" in r))[x]["before_max_mean"]
                           for x in metrics.RESOURCES) if any("nw_in" in r for r in data["results"].values()) else "-"
-        lines.append("| | *before / floor* | | | | | %s / %s | | lower bound %s | | | |" % (
+        lines.append("| | *before / floor* | | | | | %s / %s | | lower bound %s | | | | |" % (
             before, floors, fmt_bytes(next((r["lower_bound"] for r in data["results"].values() if "lower_bound" in r), 0))))
     return "\n".join(lines)
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m tests.bench.planner", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tests.bench.planner", description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--cases", default=",".join(CASES), help="comma-separated, from: %s" % ", ".join(CASES))
     parser.add_argument("--anchors", default="kafka,cruise-control", help="comma-separated: kafka, cruise-control (or none)")
     parser.add_argument("--variants", default="default,movement=0.2+replica_moves=0.1",
