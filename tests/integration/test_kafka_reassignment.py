@@ -404,6 +404,23 @@ def test_another_reassignment_of_the_same_partition_is_not_overridden(reassign, 
     assert ongoing(kp_admin, name) == [] and broker_throttles(admin) == {}
 
 
+def test_a_run_leaves_the_throttle_of_a_reassignment_still_running_elsewhere(reassign, topics, admin, kp_admin, unique, no_throttle_left):
+    slow = topics(unique + "-slow", [[1]], messages=6000)
+    other = topics(unique + "-other", [[2]])
+    started = reassign(plan=plan_of(slow, [[3]]), throttle="50kB", wait=False)
+    assert started["changed"] and ongoing(kp_admin, slow) == [0]
+    wait_for(lambda: len(broker_throttles(admin)) == 2, "the slow move's throttle to show", 15)
+    before = broker_throttles(admin), topic_throttle(admin, slow)
+
+    nothing = reassign(plan=plan_of(other, [[2]]))  # nothing to do; another reassignment runs meanwhile
+    assert not nothing["changed"] and nothing["throttle"]["removed"] == {"brokers": [], "topics": []}
+    assert (broker_throttles(admin), topic_throttle(admin, slow)) == before
+
+    stopped = reassign(state="absent")
+    assert stopped["changed"] and [c["topic"] for c in stopped["cancelled"]] == [slow]
+    assert topic_throttle(admin, slow) == {} and ongoing(kp_admin, slow) == []
+
+
 def test_timeout_fails_with_progress_and_still_removes_the_throttle(reassign, topics, admin, kp_admin, unique, no_throttle_left):
     name = topics(unique, [[1], [2]], messages=8000)  # 4 MB a partition: more than the throttle lets through in 2 s
     plan = plan_of(name, [[3], [3]])

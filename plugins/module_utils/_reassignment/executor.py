@@ -261,19 +261,24 @@ class Throttling:
 
 
 def clear_throttle(brokers, view, topics, touched=None, check_mode=False, confirm_timeout=30.0):
-    """Remove reassignment throttles from every live broker and from ``topics`` wherever set.
+    """Remove reassignment throttles from the live brokers and from ``topics``.
 
     ``touched`` holds the (brokers, topics) this run set: they are cleared whether or not the brokers
-    already show the setting (a config change takes a moment to show). Then waits until the brokers
-    no longer report any of them. Returns (removed, offline, lingering): what was (or would be)
-    removed, the offline brokers that could not be checked (Kafka takes a broker's config only
-    through that broker), and whatever still showed when ``confirm_timeout`` ran out.
+    already show the setting (a config change takes a moment to show). Throttles left by earlier runs
+    are cleared as Kafka's ``--verify`` clears them: the broker rates only when no reassignment is in
+    flight anywhere in the cluster, a topic's lists only when none of its partitions is moving, so
+    someone else's running reassignment keeps its throttle. Then waits until the brokers no longer
+    report what was cleared. Returns (removed, offline, lingering): what was (or would be) removed,
+    the offline brokers that could not be checked (Kafka takes a broker's config only through that
+    broker), and whatever still showed when ``confirm_timeout`` ran out.
     """
     touched_brokers, touched_topics = touched or ((), ())
     live = {b for b, alive in view.brokers.items() if alive}
     offline = sorted(b for b, alive in view.brokers.items() if not alive)
-    existing = set(topics) & set(view.topics)
-    on_brokers, on_topics = brokers.throttles_set(live, existing)
+    moving = brokers.ongoing()
+    moving_topics = {t for t, unused in moving}
+    existing = (set(topics) & set(view.topics)) - moving_topics
+    on_brokers, on_topics = brokers.throttles_set(set() if moving else live, existing)
     clear_brokers = sorted(set(on_brokers) | (set(touched_brokers) & live))
     clear_topics = sorted(set(on_topics) | (set(touched_topics) & set(view.topics)))
     lingering = {"brokers": [], "topics": []}
