@@ -145,6 +145,14 @@ def test_bands_and_movement_weights_trade_evenness_for_fewer_moves():
         assert banded[resource]["after"]["max_to_mean"] <= 1.1 + 0.05  # within the band, give or take one replica
 
 
+def test_time_limit_returns_a_valid_plan_so_far():
+    model = random_model(53, brokers=9, partitions=300, racks=3, drain=(9,))
+    result = plan_rebalance(model, time_limit=1e-6)
+    assert result["summary"]["stop_reason"] == "time limit"
+    after = apply_plan(model, result["plan"])
+    assert all(9 not in p["replicas"] and rack_ok(model, p["replicas"]) for p in after["partitions"])  # repairs always finish
+
+
 def test_racks_strict_when_enough_and_even_when_fewer():
     strict = plan_rebalance(random_model(19, brokers=6, partitions=60, racks=3, rf=3))
     assert strict["summary"]["replica_moves"] > 0  # random start breaks racks: repaired
