@@ -8,15 +8,17 @@
 2. Climb: pick a source, the broker furthest above its target for some weighted resource; draw
    candidates from it (leadership moves to its followers, which move no data, and replica moves
    of a random sample of its replicas to the brokers furthest below target); apply the best one
-   if it lowers the total cost.  A source with nothing to offer rests for a while.
+   if it lowers the total cost by at least ``min_gain``, then every other candidate of the round
+   that, re-scored, still does.  A source with nothing to offer rests for a while.
 3. Plateau: when no source offers a single improving action, try swaps (a replica each way
-   between a loaded and a light broker), then larger samples; stop when those find nothing too.
+   between a loaded and a light broker), then larger samples; stop when those find nothing too,
+   or when a long stretch of candidates gained almost nothing (diminishing returns).
 
 Speed: the built-in goals are evaluated *fused*.  Each resource-balance goal's delta is
 ``v * (G[dst] - G[src]) + v^2 * (K[dst] + K[src])`` with per-broker factors K (weight / target^2 /
 brokers) and gradients G (2 K (load - target)), so for one src/dst pair a candidate costs a few
-multiplications, and no Action object is built until a candidate beats the best so far.  Custom
-goals are called through their ``delta(action)`` for every candidate.  Tests check the fused
+multiplications, and no Action object is built for a candidate that does not improve.  Goals with
+a balance band are piecewise and custom goals are opaque: those are called per candidate.  Tests check the fused
 numbers against the goals' own ``delta`` (and those against full recomputation).  numpy would not
 help here: the search is a long chain of small dependent steps, not a few large array operations.
 
@@ -74,7 +76,7 @@ class SearchSettings:
     replica_sample = 16        # replicas of a source tried per step
     leader_sample = 16         # partitions led by a source tried per step
     destinations = 6           # lightest brokers (for the source's resource) tried per step
-    oversample = 1              # draw this many times the replica sample, keep the heaviest
+    oversample = 1             # draw this many times the replica sample, keep the heaviest
     swap_sample = 12           # replicas on each side tried per swap attempt
     swap_sources = 6
     rest_steps = 25            # a source that offered nothing is skipped for this many accepted actions
@@ -127,7 +129,6 @@ class HillClimber:
         self.weighted = [(goal.delta, weight) for goal, weight in goals]
         # Only goals that keep their own aggregates need to hear about accepted actions.
         self.listeners = [goal.applied for goal, weight in goals if type(goal).applied is not Goal.applied]
-        self.balance = [(goal, weight) for goal, weight in goals if isinstance(goal, ResourceBalanceGoal)]
         self._fuse(goals)
         replicas = sum(len(r) for r in state.replicas)
         self.min_gain = max(EPSILON, self.settings.min_gain / replicas) if replicas else EPSILON
