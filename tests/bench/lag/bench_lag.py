@@ -127,13 +127,13 @@ class Lab:
                 print("cleanup: %s" % e, file=sys.stderr)
 
 
-COLUMNS_QUERY = ("groups[].{g: group, t: partitions[].topic, p: partitions[].partition, c: partitions[].committed_offset, "
-                 "e: partitions[].log_end_offset, l: partitions[].lag, s: partitions[].lag_seconds}")
+# One list per partition: a multiselect list keeps nulls where a projection (partitions[].lag) drops them.
+ROWS_QUERY = "groups[].{g: group, r: partitions[].[topic, partition, committed_offset, log_end_offset, lag, lag_seconds]}"
 
 # name -> extra module arguments. Every variant answers for all groups, with one sample.
 VARIANTS = {
     "full": {},                           # default result: every group, topic and partition
-    "query": {"query": COLUMNS_QUERY},    # the same numbers, shaped by the module (the large-fleet recipe)
+    "query": {"query": ROWS_QUERY},       # the same numbers, shaped by the module (the large-fleet recipe)
     "groups": {"detail": "groups"},       # group totals only
 }
 
@@ -196,7 +196,7 @@ def module_rows(result):
     rows = {}
     if "query_result" in result:
         for g in result["query_result"]:
-            for t, p, c, e, lag, sec in zip(g["t"], g["p"], g["c"], g["e"], g["l"], g["s"]):
+            for t, p, c, e, lag, sec in g["r"]:
                 rows[(g["g"], t, p)] = ((c, e, lag), sec)
         return rows
     for group in result["groups"]:
