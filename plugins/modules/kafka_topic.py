@@ -253,8 +253,11 @@ def run(kafka):
                 validate_creation(kafka, change)
         else:
             apply_change(kafka, change, params)
-            if not change.delete:  # report what the brokers now hold, not what was asked
-                change.after = current_topic(kafka, params["name"], sorted(desired_config))
+            if not change.delete:
+                # Partitions and replicas as the brokers now hold them; the config as set (a read-back
+                # right after a change may still see the old values while brokers catch up).
+                placed = current_topic(kafka, params["name"], ())
+                change.after = dict(placed, config=change.after["config"])
     result = dict(changed=change.changed, topic=change.after or {}, actions=change.actions)
     if kafka._diff:
         result["diff"] = dict(before=_diff_view(before), after=_diff_view(change.after))
