@@ -14,7 +14,7 @@ description:
   - Versions live in the engine (what C(docker checkpoint ls) shows), or, with O(store_path), in a checkpoint store on
     shared storage, each with a manifest (container configuration, image, CRIU version, kernel, time, sizes, checksums),
     as a directory, an archive, or de-duplicated content-addressed chunks.
-  - O(state=absent) removes versions, O(state=info) lists them (with their validity and the host's CRIU capabilities),
+  - O(state=absent) removes versions, O(state=query) lists them (with their validity and the host's CRIU capabilities),
     O(state=restored) restores one, creating the container from the manifest when the engine does not have it (a failover
     to another engine).
   - The Engine API's experimental checkpoint endpoints are used, or, with O(method=runc), runc and CRIU directly on the
@@ -46,10 +46,10 @@ options:
     description:
       - V(present) takes a checkpoint (unless O(name) exists, or the newest version is younger than O(interval)), then prunes.
       - V(absent) removes version O(name), or every version named with O(prefix) when O(name) is not given.
-      - V(info) lists versions and never changes anything.
+      - V(query) lists versions and never changes anything (an info mode: C(changed) is always false).
       - V(restored) makes the container run from version O(name) (default the newest valid one); nothing happens when it runs.
     type: str
-    choices: [present, absent, info, restored]
+    choices: [present, absent, query, restored]
     default: present
   name:
     description:
@@ -135,7 +135,7 @@ options:
     default: true
   verify:
     description:
-      - Check versions against their manifests' checksums, for O(state=info) (each version gets C(valid)) and for
+      - Check versions against their manifests' checksums, for O(state=query) (each version gets C(valid)) and for
         O(state=restored) (damaged versions are skipped when looking for the newest valid one).
     type: bool
     default: true
@@ -186,7 +186,7 @@ EXAMPLES = r"""
   streamops.day2.docker_checkpoint:
     container: counter
     store_path: /shared/checkpoints
-    state: info
+    state: query
   register: versions
 
 - name: Restore the newest valid version on another engine (failover)
@@ -210,14 +210,14 @@ checkpoint:
   type: dict
   sample: {name: ckpt-20250101T120000.250Z, location: store, format: directory, size: 16613376, freeze_seconds: 0.21}
 versions:
-  description: Versions of the container after the task, newest first (with O(state=info) and O(verify), each with C(valid) and C(problems)).
+  description: Versions of the container after the task, newest first (with O(state=query) and O(verify), each with C(valid) and C(problems)).
   returned: always
   type: list
   elements: dict
   sample: [{name: ckpt-20250101T120000.250Z, created: "2025-01-01T12:00:00.250000+00:00", size: 16613376, location: store}]
 latest:
-  description: The newest version (O(state=info)).
-  returned: when O(state=info)
+  description: The newest version (O(state=query)).
+  returned: when O(state=query)
   type: dict
 removed:
   description: Names of the versions removed (or that would be).
@@ -229,14 +229,14 @@ container:
   returned: always
   type: dict
 engine:
-  description: The engine (O(state=info)); C(reachable=false) and C(error) when it does not answer and a store is listed.
-  returned: when O(state=info)
+  description: The engine (O(state=query)); C(reachable=false) and C(error) when it does not answer and a store is listed.
+  returned: when O(state=query)
   type: dict
 capabilities:
   description:
     - CRIU on this host (path, version, C(check_ok)) and the kernel features it reports (C(mem_dirty_track) for pre-dump,
       C(uffd)/C(uffd-noncoop) for lazy pages), with C(pre_dump) saying whether incremental dumps are possible.
-  returned: when O(state=info)
+  returned: when O(state=query)
   type: dict
 timings:
   description:
@@ -281,7 +281,7 @@ def main():
     module = DockerModule(
         argument_spec=dict(
             container=dict(type="str", required=True),
-            state=dict(type="str", default="present", choices=["present", "absent", "info", "restored"]),
+            state=dict(type="str", default="present", choices=["present", "absent", "query", "restored"]),
             name=dict(type="str"),
             prefix=dict(type="str", default="ckpt-"),
             leave_running=dict(type="bool", default=True),

@@ -76,7 +76,7 @@ def test_versions_in_the_engine_keep_prune_info_absent(docker, checkpoint, names
     assert result["timings"]["freeze_seconds"] > 0 and result["criu_stats"]["pages_written"] > 0
     assert docker.cli("a", "inspect", "-f", "{{.State.Running}}", name).strip() == "true"
 
-    info = checkpoint(container=name, state="info")
+    info = checkpoint(container=name, state="query")
     assert not info["changed"] and [v["name"] for v in info["versions"]] == [created[2], created[1]]
     assert info["latest"]["name"] == created[2] and info["container"]["running"]
     assert info["capabilities"]["criu"]["usable"] and info["capabilities"]["criu"]["version"]
@@ -141,7 +141,7 @@ def test_store_versions_have_manifests_and_are_verified(docker, checkpoint, name
     assert any(f["name"].startswith("pages-") for f in manifest["files"])
     assert (store / manifest["image_archive"]).stat().st_size > 0
 
-    info = checkpoint(container=name, store_path=str(store), state="info")
+    info = checkpoint(container=name, store_path=str(store), state="query")
     assert [v["valid"] for v in info["versions"]] == [True, True], info["versions"]
 
     # Damage the newest version: info says so, and restoring "latest" falls back to the older one.
@@ -157,7 +157,7 @@ def test_store_versions_have_manifests_and_are_verified(docker, checkpoint, name
         pages = next(f for f in manifest["files"] if f["name"].startswith("pages-"))
         sha = pages["chunks"][0][0]
         (store / ".chunks" / sha[:2] / sha).unlink()
-    info = checkpoint(container=name, store_path=str(store), state="info")
+    info = checkpoint(container=name, store_path=str(store), state="query")
     assert [v["valid"] for v in info["versions"]] == [False, True] and info["versions"][0]["problems"]
 
     docker.cli("a", "rm", "-f", name)
@@ -238,7 +238,7 @@ def test_clear_errors(docker, checkpoint, names, tmp_path):
     empty = checkpoint(container=name, store_path=str(tmp_path), state="restored", engine="b")
     assert empty["failed"] and empty["msg"] == "The store %s holds no valid version of container %s." % (tmp_path, name)
 
-    gone = checkpoint(container=name, state="info", engine="unix://%s" % (tmp_path / "none.sock"))
+    gone = checkpoint(container=name, state="query", engine="unix://%s" % (tmp_path / "none.sock"))
     assert gone["failed"] and gone["msg"].startswith("Cannot reach the Docker engine (docker_host) at unix://")
     assert "Traceback" not in json.dumps([missing, stopped, nowhere, too_old, failing, empty, gone])
 
@@ -262,7 +262,7 @@ def test_failover_engine_a_stopped_newest_valid_version_restored_on_b(docker, ch
     (store / ".chunks" / sha[:2] / sha).unlink()
     subprocess.run([str(LAB_DOCKER), "stop-engine", "a", "--kill"], check=True, timeout=120)
     try:
-        info = checkpoint(container=name, store_path=str(store), state="info")
+        info = checkpoint(container=name, store_path=str(store), state="query")
         assert info["rc"] == 0 and info["engine"]["reachable"] is False, info
         restored = checkpoint(container=name, store_path=str(store), state="restored", engine="b", verify_seconds=2)
         assert restored["changed"] and restored["rc"] == 0, restored

@@ -257,7 +257,7 @@ class CheckpointTask:
                 return None
             raise
 
-    # -- state=info -------------------------------------------------------------------------
+    # -- state=query ------------------------------------------------------------------------
 
     def info(self):
         p = self.p
@@ -438,6 +438,6 @@ def run(module):
         return task.present()
     if state == "absent":
         return task.absent()
-    if state == "info":
+    if state == "query":
         return task.info()
     return task.restored()

@@ -25,8 +25,8 @@ def make_images(path, seed, pages=64, changed=0):
 
 def add(store, tmp_path, name, fmt, seed=1, changed=0, created_ts=None, compress=False):
     images = make_images(tmp_path / ("src-" + name), seed, changed=changed)
-    manifest = dict(container=dict(name="web", id="abc"), checkpoint=dict(created="2025-01-01T00:00:00+00:00",
-                                                                           created_ts=created_ts or 0))
+    checkpoint = dict(created="2025-01-01T00:00:00+00:00", created_ts=created_ts or 0)
+    manifest = dict(container=dict(name="web", id="abc"), checkpoint=checkpoint)
     return store.add("web", name, str(images), manifest, fmt=fmt, compress=compress)
 
 
