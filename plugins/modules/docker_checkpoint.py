@@ -46,7 +46,7 @@ options:
     description:
       - V(present) takes a checkpoint (unless O(name) exists, or the newest version is younger than O(interval)), then prunes.
       - V(absent) removes version O(name), or every version named with O(prefix) when O(name) is not given.
-      - V(query) lists versions and never changes anything (an info mode: C(changed) is always false).
+      - V(query) lists versions and never changes anything (an info mode, C(changed) is always false).
       - V(restored) makes the container run from version O(name) (default the newest valid one); nothing happens when it runs.
     type: str
     choices: [present, absent, query, restored]
