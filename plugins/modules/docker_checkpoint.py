@@ -13,7 +13,7 @@ description:
     version, and keeps the newest O(keep) versions.
   - Versions live in the engine (what C(docker checkpoint ls) shows), or, with O(store_path), in a checkpoint store on
     shared storage, each with a manifest (container configuration, image, CRIU version, kernel, time, sizes, checksums),
-    as a directory, an archive, or de-duplicated content-addressed chunks.
+    as a directory, an archive, or de-duplicated content-addressed pages.
   - O(state=absent) removes versions, O(state=query) lists them (with their validity and the host's CRIU capabilities),
     O(state=restored) restores one, creating the container from the manifest when the engine does not have it (a failover
     to another engine).
@@ -84,13 +84,15 @@ options:
   store_format:
     description:
       - How a version is kept in the store. V(directory) keeps CRIU's files as they are (fastest to restore),
-        V(archive) one tar file, V(dedup) content-addressed chunks shared by all versions and containers of the store
+        V(archive) one tar file, V(dedup) content-addressed 4 KiB pages shared by all versions and containers of the store
         (least space for many versions; see the collection's docs/checkpoint.md for measurements).
     type: str
     choices: [directory, archive, dedup]
     default: directory
   compress:
-    description: Compress archives (gzip) or chunks (zlib). Slow for memory that does not compress (about 20 MB/s for random data).
+    description:
+      - Compress archives (gzip), for O(store_format=archive) only. Slow for memory that does not compress (about 20 MB/s
+        for random data); de-duplicated pages are kept raw so a restore reads any page directly.
     type: bool
     default: false
   store_image:
@@ -306,6 +308,8 @@ def main():
     )
     if module.params["keep"] < 0 or module.params["interval"] < 0:
         module.fail_json(msg="keep and interval must be 0 or more.")
+    if module.params["compress"] and module.params["store_format"] != "archive":
+        module.fail_json(msg="compress applies to store_format=archive only.")
     module.run(run)
 
 

@@ -5,8 +5,9 @@
 Layout under the store root (a directory every engine host mounts at the same path)::
 
     <root>/.streamops-checkpoint-store        marker (store format)
-    <root>/.lock                              flock: shared while adding, exclusive while collecting chunks
-    <root>/.chunks/ab/<sha256>[.z]            de-duplicated chunks (format dedup), content-addressed
+    <root>/.lock                              flock: shared while adding, exclusive while collecting packs
+    <root>/.pages/<pack>.pack, <pack>.idx     de-duplicated 4 KiB units (format dedup): one pack of new units
+                                              per version, and its index (see dedup.py)
     <root>/<container>/<version>/manifest.json
     <root>/<container>/<version>/images/      CRIU images as dumped (format directory)
     <root>/<container>/<version>/images.tar   or images.tar.gz (format archive)
@@ -86,6 +87,18 @@ def describe_files(images_dir):
     return out
 
 
+def _pieces(path):
+    """The 4 KiB units of a file, read sequentially."""
+    with open(path, "rb") as handle:
+        while True:
+            block = handle.read(READ_BLOCK)
+            if not block:
+                return
+            view = memoryview(block)
+            for offset, length in dedup.units(view):
+                yield view[offset:offset + length]
+
+
 @dataclass
 class Version:
     container: str
@@ -138,12 +151,16 @@ class Store:
         check_name("Container name", container)
         return os.path.join(self.root, container)
 
-    def chunk_path(self, sha, compressed):
-        return os.path.join(self.root, ".chunks", sha[:2], sha + (".z" if compressed else ""))
+    @property
+    def pages_dir(self):
+        return os.path.join(self.root, ".pages")
+
+    def pack_path(self, pack, kind="pack"):
+        return os.path.join(self.pages_dir, "%s.%s" % (pack, kind))
 
     @contextlib.contextmanager
     def lock(self, exclusive=False):
-        """flock on <root>/.lock: adders share it, chunk collection takes it alone."""
+        """flock on <root>/.lock: adders share it, pack collection takes it alone."""
         path = os.path.join(self.root, ".lock")
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -218,28 +235,7 @@ class Store:
             elif checksums:
                 problems.extend(self._verify_archive(archive, files))
         elif fmt == "dedup":
-            compressed = version.manifest.get("compression") == "zlib"
-            for item in files:
-                digest = hashlib.sha256()
-                size = 0
-                for sha, length in item.get("chunks", []):
-                    path = self.chunk_path(sha, compressed)
-                    if not os.path.isfile(path):
-                        problems.append("chunk %s of %s is missing" % (sha[:12], item["name"]))
-                        break
-                    if checksums:
-                        with open(path, "rb") as handle:
-                            data = dedup.decode(handle.read(), compressed)
-                        if dedup.digest(data) != sha:
-                            problems.append("chunk %s of %s is damaged" % (sha[:12], item["name"]))
-                            break
-                        digest.update(data)
-                    size += length
-                else:
-                    if size != item["size"]:
-                        problems.append("%s: chunks hold %d bytes, the manifest says %d" % (item["name"], size, item["size"]))
-                    elif checksums and digest.hexdigest() != item["sha256"]:
-                        problems.append("%s does not match its checksum" % item["name"])
+            problems.extend(self._verify_extents(files, checksums))
         else:
             problems.append("unknown format %r" % fmt)
         return problems
@@ -290,8 +286,10 @@ class Store:
                             tar.add(os.path.join(images_dir, item["name"]), arcname=item["name"], recursive=False)
                     stored = os.path.getsize(archive)
                 else:
-                    manifest["compression"] = "zlib" if compress else "none"
-                    files, stored = self._add_chunks(images_dir, compress)
+                    if compress:
+                        raise StoreError("compress applies to the archive format; de-duplicated pages are stored raw.")
+                    manifest["compression"] = "none"
+                    files, stored, manifest["pack"] = self._add_pages(images_dir)
                 manifest["files"] = files
                 manifest["size"] = sum(f["size"] for f in files)
                 manifest["stored_bytes"] = stored
@@ -303,41 +301,98 @@ class Store:
                 raise
         return Version(container, name, final, manifest)
 
-    def _add_chunks(self, images_dir, compress):
-        files, stored = [], 0
-        for entry in sorted(os.scandir(images_dir), key=lambda e: e.name):
-            if not entry.is_file(follow_symlinks=False):
-                continue
-            digest = hashlib.sha256()
-            chunks = []
-            for sha, data in dedup.chunk_file(entry.path):
-                digest.update(data)
-                chunks.append([sha, len(data)])
-                stored += self._put_chunk(sha, data, compress)
-            files.append(dict(name=entry.name, size=entry.stat().st_size, sha256=digest.hexdigest(), chunks=chunks))
-        return files, stored
+    def _index(self):
+        """Where every stored unit is: {sha256: (pack, offset, length)} from the indexes of the packs."""
+        index = {}
+        if not os.path.isdir(self.pages_dir):
+            return index
+        for entry in os.scandir(self.pages_dir):
+            if entry.name.endswith(".idx"):
+                pack = entry.name[:-4]
+                with open(entry.path, "rb") as handle:
+                    for sha, offset, length in dedup.decode_index(handle.read()):
+                        index.setdefault(sha, (pack, offset, length))
+        return index
 
-    def _put_chunk(self, sha, data, compress):
-        """Write a chunk unless the store has it; returns the bytes written."""
-        path = self.chunk_path(sha, compress)
-        if os.path.exists(path):
-            return 0
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        encoded = dedup.encode(data, compress)
-        tmp = "%s.tmp-%s" % (path, uuid.uuid4().hex[:8])
-        with open(tmp, "wb") as handle:
-            handle.write(encoded)
-        os.rename(tmp, path)  # atomic; a concurrent writer of the same chunk wrote the same bytes
-        return len(encoded)
+    def _add_pages(self, images_dir):
+        """Cut the files into units, write the units no pack has into a new pack; returns (files, bytes written, pack)."""
+        index = self._index()
+        os.makedirs(self.pages_dir, exist_ok=True)
+        pack = uuid.uuid4().hex[:16]
+        tmp = self.pack_path(pack, "pack.tmp")
+        files, new, written = [], [], 0
+        with open(tmp, "wb") as out:
+            for entry in sorted(os.scandir(images_dir), key=lambda e: e.name):
+                if not entry.is_file(follow_symlinks=False):
+                    continue
+                digest = hashlib.sha256()
+                extents = []
+                for piece in _pieces(entry.path):
+                    digest.update(piece)
+                    sha = dedup.unit_digest(piece)
+                    where = index.get(sha)
+                    if where is None:
+                        out.write(piece)
+                        where = index[sha] = (pack, written, len(piece))
+                        new.append((sha, written, len(piece)))
+                        written += len(piece)
+                    extents.append(list(where))
+                files.append(dict(name=entry.name, size=entry.stat().st_size, sha256=digest.hexdigest(), extents=dedup.coalesce(extents)))
+            out.flush()
+            os.fsync(out.fileno())
+        if not new:
+            os.unlink(tmp)
+            return files, 0, None
+        os.rename(tmp, self.pack_path(pack))
+        index_tmp = self.pack_path(pack, "idx.tmp")
+        with open(index_tmp, "wb") as handle:
+            handle.write(dedup.encode_index(new))
+        os.rename(index_tmp, self.pack_path(pack, "idx"))   # the index last: an index always has its pack
+        return files, written, pack
+
+    def _verify_extents(self, files, checksums):
+        problems = []
+        sizes = {}
+        for item in files:
+            total = 0
+            digest = hashlib.sha256()
+            for pack, offset, length in item.get("extents", []):
+                if pack not in sizes:
+                    path = self.pack_path(pack)
+                    sizes[pack] = os.path.getsize(path) if os.path.isfile(path) else None
+                if sizes[pack] is None or sizes[pack] < offset + length:
+                    problems.append("%s needs pack %s, which is %s" % (item["name"], pack, "missing" if sizes[pack] is None else "too short"))
+                    break
+                if checksums:
+                    for block in self._read_extent(pack, offset, length):
+                        digest.update(block)
+                total += length
+            else:
+                if total != item["size"]:
+                    problems.append("%s: its extents hold %d bytes, the manifest says %d" % (item["name"], total, item["size"]))
+                elif checksums and digest.hexdigest() != item["sha256"]:
+                    problems.append("%s does not match its checksum" % item["name"])
+        return problems
+
+    def _read_extent(self, pack, offset, length):
+        with open(self.pack_path(pack), "rb") as handle:
+            handle.seek(offset)
+            left = length
+            while left:
+                block = handle.read(min(left, READ_BLOCK))
+                if not block:
+                    raise StoreError("pack %s ends before offset %d" % (pack, offset + length))
+                left -= len(block)
+                yield block
 
     def remove(self, version, collect=True):
-        """Remove a version (renamed away first, so it is never seen half removed); then collect its chunks."""
+        """Remove a version (renamed away first, so it is never seen half removed); then collect its packs."""
         trash = os.path.join(os.path.dirname(version.path), ".tmp-removed-%s-%s" % (version.name, uuid.uuid4().hex[:8]))
         os.rename(version.path, trash)
         shutil.rmtree(trash, ignore_errors=True)
         if collect and version.format == "dedup":
             return self.collect()
-        return dict(chunks=0, bytes=0)
+        return dict(packs=0, bytes=0)
 
     def prune(self, container, keep, prefix=""):
         """Remove the versions named with prefix beyond the newest `keep`; returns the removed Versions."""
@@ -358,27 +413,24 @@ class Store:
         return self.versions(container, prefix)[max(keep - adding, 0):]
 
     def collect(self):
-        """Delete chunks no manifest references (mark and sweep, under the exclusive lock)."""
-        chunk_root = os.path.join(self.root, ".chunks")
-        if not os.path.isdir(chunk_root):
-            return dict(chunks=0, bytes=0)
+        """Delete the packs no manifest references (mark and sweep, under the exclusive lock)."""
+        if not os.path.isdir(self.pages_dir):
+            return dict(packs=0, bytes=0)
         with self.lock(exclusive=True):
             live = set()
             for container in self.containers():
                 for version in self.versions(container):
                     if version.format == "dedup":
-                        suffix = ".z" if version.manifest.get("compression") == "zlib" else ""
                         for item in version.manifest.get("files") or []:
-                            live.update(sha + suffix for sha, unused in item.get("chunks", []))
+                            live.update(extent[0] for extent in item.get("extents", []))
             count = freed = 0
-            for base, dirs, names in os.walk(chunk_root):
-                for name in names:
-                    if name not in live:
-                        path = os.path.join(base, name)
-                        freed += os.path.getsize(path)
-                        os.unlink(path)
-                        count += 1
-        return dict(chunks=count, bytes=freed)
+            for entry in os.scandir(self.pages_dir):
+                pack = entry.name.split(".", 1)[0]
+                if pack not in live:   # also the .tmp files of adders that died (no adder runs: the lock is ours)
+                    freed += entry.stat().st_size
+                    os.unlink(entry.path)
+                    count += entry.name.endswith(".pack")
+        return dict(packs=count, bytes=freed)
 
     def clean_stale(self, container, older_than=STALE_TMP_SECONDS):
         """Remove .tmp-* leftovers of interrupted runs older than an hour."""
@@ -410,28 +462,25 @@ class Store:
                         shutil.copyfileobj(source, handle, READ_BLOCK)
                     written += member.size
             return work_dir, written
-        compressed = version.manifest.get("compression") == "zlib"
         for item in version.manifest.get("files") or []:
             with open(os.path.join(work_dir, item["name"]), "wb") as handle:
-                for sha, unused in item.get("chunks", []):
-                    with open(self.chunk_path(sha, compressed), "rb") as chunk:
-                        data = dedup.decode(chunk.read(), compressed)
-                    handle.write(data)
-                    written += len(data)
+                for pack, offset, length in item.get("extents", []):
+                    for block in self._read_extent(pack, offset, length):
+                        handle.write(block)
+                        written += len(block)
         return work_dir, written
 
     def usage(self):
-        """Bytes on disk: per container (its version directories) and the shared chunks."""
-        out = dict(chunks=0, containers={})
-        chunk_root = os.path.join(self.root, ".chunks")
-        for base, dirs, names in os.walk(chunk_root):
-            out["chunks"] += sum(os.path.getsize(os.path.join(base, n)) for n in names)
+        """Bytes on disk: per container (its version directories) and the shared page packs."""
+        out = dict(pages=0, containers={})
+        for base, dirs, names in os.walk(self.pages_dir):
+            out["pages"] += sum(os.path.getsize(os.path.join(base, n)) for n in names)
         for container in self.containers():
             total = 0
             for base, dirs, names in os.walk(os.path.join(self.root, container)):
                 total += sum(os.path.getsize(os.path.join(base, n)) for n in names if not os.path.islink(os.path.join(base, n)))
             out["containers"][container] = total
-        out["total"] = out["chunks"] + sum(out["containers"].values())
+        out["total"] = out["pages"] + sum(out["containers"].values())
         return out
 
     # -- helpers ----------------------------------------------------------------------------

@@ -50,12 +50,13 @@ IMAGE = ENV.get("LAB_IMAGE_PYTHON", "streamops-lab/python:1")
 TICK = 0.02
 WORKLOAD = (
     "import random, sys, time\n"
-    "mb = int(sys.argv[1]); pages = int(sys.argv[2]); rng = random.Random(7)\n"
+    "mb = int(sys.argv[1]); pages = int(sys.argv[2]); scattered = sys.argv[3] == 'scattered'; rng = random.Random(7)\n"
     "chunks = [bytearray(rng.randbytes(1 << 20)) for k in range(mb)]\n"
-    "i = 0\n"
+    "i = 0; run = rng.randrange(mb * 256)\n"
     "while True:\n"
     "    for p in range(pages):\n"
-    "        k = rng.randrange(mb * 256); chunks[k // 256][(k % 256) * 4096:(k % 256) * 4096 + 4096] = rng.randbytes(4096)\n"
+    "        k = rng.randrange(mb * 256) if scattered else (run + i * pages + p) % (mb * 256)\n"
+    "        chunks[k // 256][(k % 256) * 4096:(k % 256) * 4096 + 4096] = rng.randbytes(4096)\n"
     "    print(i, time.time(), flush=True)\n"
     "    i += 1; time.sleep(TICK)\n"
 ).replace("TICK", repr(TICK))
@@ -69,14 +70,14 @@ def docker(engine, *args, check=True):
     return proc.stdout
 
 
-def run_args(name, mb, pages):
-    return ["--name", name, IMAGE, "python3", "-u", "-c", WORKLOAD, str(mb), str(pages)]
+def run_args(name, mb, pages, spread="scattered"):
+    return ["--name", name, IMAGE, "python3", "-u", "-c", WORKLOAD, str(mb), str(pages), spread]
 
 
-def start(engine, mb, pages=1):
+def start(engine, mb, pages=1, spread="scattered"):
     name = "bench-criu-%s" % uuid.uuid4().hex[:8]
     CREATED.append(name)
-    docker(engine, "run", "-d", *run_args(name, mb, pages))
+    docker(engine, "run", "-d", *run_args(name, mb, pages, spread))
     ticks(engine, name, wait_for=int(1.0 / TICK))   # allocated and ticking for a second
     return name
 
@@ -265,8 +266,10 @@ def bench_storage(versions, mb=64):
     print("\n### Storage of %d versions of a %d MB container, one second apart\n" % (versions, mb))
     print("| workload | plain directories | de-duplicated chunks | dedup + zlib | saved by dedup | dedup ingest per version |")
     print("|---|---:|---:|---:|---:|---:|")
-    for label, pages in (("rewrites 1 page per tick (~0.2 MB/s)", 1), ("rewrites 2 MB/s", 10)):
-        name = start("a", mb, pages)
+    for label, pages, spread in (("rewrites 50 random pages/s (0.2 MB/s)", 1, "scattered"),
+                                 ("rewrites 500 random pages/s (2 MB/s)", 10, "scattered"),
+                                 ("rewrites 2 MB/s in one run (log, buffer)", 10, "contiguous")):
+        name = start("a", mb, pages, spread)
         base = tempfile.mkdtemp(prefix="bench-criu-store-")
         try:
             plain = os.path.join(base, "plain")

@@ -1,65 +1,33 @@
-"""Content-defined chunking of page images: exact cover, bounds, re-synchronisation after a shift."""
+"""Page-granular dedup: units, index records, extent coalescing (pure)."""
 
 import os
-import random
 
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, strategies as st
 
 from ansible_collections.streamops.day2.plugins.module_utils._criu import dedup
 
-PAGE = dedup.PAGE
+
+@given(st.integers(min_value=0, max_value=5 * dedup.UNIT))
+def test_units_cover_a_buffer_exactly(size):
+    bounds = dedup.units(b"x" * size)
+    assert sum(length for unused, length in bounds) == size
+    assert all(length == dedup.UNIT for unused, length in bounds[:-1])
+    assert [offset for offset, unused in bounds] == list(range(0, size, dedup.UNIT))
 
 
-def pages(count, seed):
-    rng = random.Random(seed)
-    return b"".join(rng.randbytes(PAGE) for unused in range(count))
+def test_index_records_round_trip_and_a_torn_tail_is_ignored():
+    entries = [(os.urandom(32), 0, 4096), (os.urandom(32), 4096, 100)]
+    data = dedup.encode_index(entries)
+    assert len(data) == 2 * dedup.RECORD.size
+    assert dedup.decode_index(data) == entries
+    assert dedup.decode_index(data + b"\x01\x02") == entries
 
 
-@settings(max_examples=40, deadline=None)
-@given(st.integers(min_value=0, max_value=300), st.integers(min_value=0, max_value=PAGE - 1), st.integers())
-def test_chunks_cover_the_data_exactly_within_bounds(count, tail, seed):
-    data = pages(count, seed) + bytes(tail)
-    bounds = dedup.chunk_bounds(data)
-    assert sum(length for unused, length in bounds) == len(data)
-    position = 0
-    for offset, length in bounds:
-        assert offset == position and length > 0
-        position += length
-    for offset, length in bounds[:-1]:
-        assert dedup.MIN_PAGES * PAGE <= length <= dedup.MAX_PAGES * PAGE and length % PAGE == 0
+def test_coalesce_merges_runs_of_one_pack_only():
+    extents = [["p1", 0, 4096], ["p1", 4096, 4096], ["p2", 0, 4096], ["p1", 8192, 4096], ["p1", 0, 4096], ["p1", 4096, 10]]
+    assert dedup.coalesce(extents) == [["p1", 0, 8192], ["p2", 0, 4096], ["p1", 8192, 4096], ["p1", 0, 4106]]
+    assert dedup.coalesce([]) == []
 
 
-def test_a_shift_by_whole_pages_keeps_most_chunks():
-    data = pages(2048, 1)
-    shifted = pages(3, 2) + data[:1000 * PAGE] + data[1001 * PAGE:]   # 3 pages in front, one page dropped mid-way
-    before = {dedup.digest(data[o:o + n]) for o, n in dedup.chunk_bounds(data)}
-    after = [dedup.digest(shifted[o:o + n]) for o, n in dedup.chunk_bounds(shifted)]
-    shared = sum(1 for d in after if d in before)
-    assert shared >= len(after) - 6, (shared, len(after))
-
-
-def test_average_chunk_is_near_the_target():
-    bounds = dedup.chunk_bounds(pages(4096, 3))
-    average = 4096 / len(bounds)
-    assert dedup.AVG_PAGES * 0.6 <= average <= dedup.AVG_PAGES * 1.6
-
-
-def test_chunk_file_small_and_large(tmp_path):
-    small = tmp_path / "small"
-    small.write_bytes(b"x" * 100)
-    assert list(dedup.chunk_file(str(small))) == [(dedup.digest(b"x" * 100), b"x" * 100)]
-    empty = tmp_path / "empty"
-    empty.write_bytes(b"")
-    assert not list(dedup.chunk_file(str(empty)))
-    large = tmp_path / "large"
-    content = os.urandom(300 * PAGE + 17)
-    large.write_bytes(content)
-    pieces = list(dedup.chunk_file(str(large)))
-    assert b"".join(data for unused, data in pieces) == content
-    assert all(sha == dedup.digest(data) for sha, data in pieces)
-
-
-def test_encode_decode():
-    data = pages(4, 5)
-    assert dedup.decode(dedup.encode(data, True), True) == data
-    assert dedup.encode(data, False) is data
+def test_unit_digest_is_sha256():
+    assert dedup.unit_digest(b"abc").hex() == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"

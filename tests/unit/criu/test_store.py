@@ -30,7 +30,7 @@ def add(store, tmp_path, name, fmt, seed=1, changed=0, created_ts=None, compress
     return store.add("web", name, str(images), manifest, fmt=fmt, compress=compress)
 
 
-@pytest.mark.parametrize("fmt, compress", [("directory", False), ("archive", False), ("archive", True), ("dedup", False), ("dedup", True)])
+@pytest.mark.parametrize("fmt, compress", [("directory", False), ("archive", False), ("archive", True), ("dedup", False)])
 def test_add_list_verify_rebuild(tmp_path, fmt, compress):
     store = Store(str(tmp_path / "store"), create=True)
     version = add(store, tmp_path, "v1", fmt, compress=compress, created_ts=10)
@@ -65,23 +65,46 @@ def test_damage_is_found_and_newest_valid_skips_it(tmp_path):
     assert "pages-1.img has" in store.verify(newest, checksums=False)[0]
 
 
-def test_dedup_stores_what_changed_and_collects_what_no_version_uses(tmp_path):
+def test_dedup_stores_only_new_pages_and_collects_unused_packs(tmp_path):
     store = Store(str(tmp_path / "store"), create=True)
     first = add(store, tmp_path, "v1", "dedup", seed=1, created_ts=1)
     second = add(store, tmp_path, "v2", "dedup", seed=2, changed=2, created_ts=2)
-    assert first.manifest["stored_bytes"] > 60 * 4096
-    assert second.manifest["stored_bytes"] < first.manifest["stored_bytes"] / 2     # only chunks around 2 changed pages
-    usage = store.usage()
-    assert usage["chunks"] == first.manifest["stored_bytes"] + second.manifest["stored_bytes"]
-    removed = store.prune("web", keep=1)
-    assert [v.name for v in removed] == ["v1"]
-    live = {sha for item in second.manifest["files"] for sha, unused in item["chunks"]}
-    assert {p.name for p in (tmp_path / "store" / ".chunks").glob("*/*")} == live
-    assert store.verify(store.find("web", "v2")) == []
-    # a missing chunk is found
-    sha = second.manifest["files"][-1]["chunks"][0][0]
-    os.unlink(store.chunk_path(sha, False))
-    assert "is missing" in store.verify(store.find("web", "v2"))[0]
+    third = add(store, tmp_path, "v3", "dedup", seed=2, changed=2, created_ts=3)     # the same content again
+    assert first.manifest["stored_bytes"] == 200 + 30 + 64 * 4096
+    assert second.manifest["stored_bytes"] == 2 * 4096                              # the two pages that changed
+    assert third.manifest["stored_bytes"] == 0 and third.manifest["pack"] is None
+    pages = next(f for f in second.manifest["files"] if f["name"] == "pages-1.img")
+    assert len(pages["extents"]) <= 5                                               # runs of the first pack, coalesced
+    assert store.usage()["pages"] == first.manifest["stored_bytes"] + second.manifest["stored_bytes"] + \
+        (tmp_path / "store" / ".pages" / (first.manifest["pack"] + ".idx")).stat().st_size + \
+        (tmp_path / "store" / ".pages" / (second.manifest["pack"] + ".idx")).stat().st_size
+    assert [v.name for v in store.prune("web", keep=2)] == ["v1"]
+    assert store.verify(store.find("web", "v2")) == [] and store.verify(store.find("web", "v3")) == []
+    assert (tmp_path / "store" / ".pages" / (first.manifest["pack"] + ".pack")).exists()   # still used by v2 and v3
+    store.remove(store.find("web", "v2"))
+    store.remove(store.find("web", "v3"))
+    assert not list((tmp_path / "store" / ".pages").iterdir())
+
+
+def test_dedup_damage_and_loss_are_found(tmp_path):
+    store = Store(str(tmp_path / "store"), create=True)
+    version = add(store, tmp_path, "v1", "dedup")
+    pack = tmp_path / "store" / ".pages" / (version.manifest["pack"] + ".pack")
+    data = bytearray(pack.read_bytes())
+    data[300] ^= 0xFF
+    pack.write_bytes(bytes(data))
+    assert store.verify(version) == ["pages-1.img does not match its checksum"]
+    pack.write_bytes(bytes(data[:1000]))
+    assert "is too short" in store.verify(version, checksums=False)[0]
+    pack.unlink()
+    assert "which is missing" in store.verify(version, checksums=False)[0]
+
+
+def test_dedup_refuses_compression(tmp_path):
+    store = Store(str(tmp_path / "store"), create=True)
+    with pytest.raises(StoreError, match="compress applies to the archive format"):
+        add(store, tmp_path, "v1", "dedup", compress=True)
+    assert store.versions("web") == []
 
 
 def test_prune_counts_only_prefixed_versions_and_plan_predicts(tmp_path):
