@@ -225,7 +225,7 @@ def migrate_module(mb, **options):
 
 def bench_migrate(sizes, reps):
     variants = [
-        ("cli", "raw docker CLI (LAB.md steps)", lambda mb: migrate_cli(mb)),
+        ("cli", "raw docker CLI (LAB.md steps)", migrate_cli),
         ("engine", "docker_container_migrate method=engine", lambda mb: migrate_module(mb, method="engine")),
         ("runc", "docker_container_migrate (runc, /tmp)", lambda mb: migrate_module(mb, method="runc")),
         ("runc-shm", "docker_container_migrate (runc, /dev/shm)", lambda mb: migrate_module(mb, method="runc", transfer_dir="/dev/shm")),
