@@ -9,6 +9,7 @@ Observed with the engines' own docker CLI and the store's files, never with the 
 import json
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -92,13 +93,15 @@ def test_versions_in_the_engine_keep_prune_info_absent(docker, checkpoint, names
 
 
 def test_named_checkpoint_stops_then_restores_in_place(docker, checkpoint, names):
+    """Stopped by runc, a container with restart policy 'always' stays stopped, and keeps its policy."""
     name = names()
-    docker.run_counter("a", name)
+    docker.cli("a", "run", "-d", "--restart", "always", "--name", name, docker.tiny, "sh", "-c", docker.COUNTER)
     docker.wait_lines("a", name, 5)
-    first = checkpoint(container=name, name="cp1", leave_running=False)
+    first = checkpoint(container=name, name="cp1", leave_running=False, method="runc")
     assert first["changed"] and first["checkpoint"]["name"] == "cp1", first
     assert first["container"]["running"] is False
-    assert docker.cli("a", "inspect", "-f", "{{.State.Running}}", name).strip() == "false"
+    time.sleep(1.5)
+    assert docker.cli("a", "inspect", "-f", "{{.State.Running}} {{.HostConfig.RestartPolicy.Name}}", name).strip() == "false always"
     assert not checkpoint(container=name, name="cp1", leave_running=False)["changed"]
 
     stopped_at = int(docker.lines("a", name)[-1][0])

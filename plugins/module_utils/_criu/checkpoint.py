@@ -131,17 +131,27 @@ class CheckpointTask:
         criu_info = None
         if method == "runc" or self.engine.is_local:
             criu_info = common.probe_criu(self.module)
-        where = "the store %s (%s%s)" % (p["store_path"], p["store_format"], ", compressed" if p["compress"] else "") if self.store or \
-            p["store_path"] else "the engine"
+        where = "the engine"
+        if p["store_path"]:
+            where = "the store %s (%s%s)" % (p["store_path"], p["store_format"], ", compressed" if p["compress"] else "")
         self.actions.append("checkpoint container %s as %s into %s, %s, by %s" % (
             name, checkpoint, where, "leaving it running" if p["leave_running"] else "stopping it", method))
         entry = dict(name=checkpoint, container=name, location=self.location, method=method, leave_running=p["leave_running"])
         if self.module.check_mode:
             return entry
-        if self.location == "store":
-            entry.update(self._create_in_store(inspect, name, checkpoint, method, runc_root, criu_info))
-        else:
-            entry.update(self._create_in_engine(inspect, checkpoint, method, runc_root, criu_info))
+        # runc stopping the container looks like a crash to the engine, which would restart it by its policy.
+        policy = (inspect.get("HostConfig") or {}).get("RestartPolicy") or {}
+        hold = method == "runc" and not p["leave_running"] and policy.get("Name") not in (None, "", "no")
+        if hold:
+            self.engine.update_restart_policy(inspect["Id"], {"Name": "no", "MaximumRetryCount": 0})
+        try:
+            if self.location == "store":
+                entry.update(self._create_in_store(inspect, name, checkpoint, method, runc_root, criu_info))
+            else:
+                entry.update(self._create_in_engine(inspect, checkpoint, method, runc_root, criu_info))
+        finally:
+            if hold:
+                self.engine.update_restart_policy(inspect["Id"], policy)
         self.result["criu"] = criu_info.as_dict() if criu_info else None
         return entry
 

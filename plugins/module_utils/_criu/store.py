@@ -141,7 +141,8 @@ class Store:
         if not os.path.isdir(self.root):
             if not create:
                 raise StoreError("The checkpoint store %s does not exist." % self.root)
-            os.makedirs(self.root, exist_ok=True)
+            # Checkpoints hold the processes' memory (and manifests their environment): root's eyes only.
+            os.makedirs(self.root, mode=0o700, exist_ok=True)
         if create and not os.path.exists(os.path.join(self.root, MARKER)):
             self._write_json(os.path.join(self.root, MARKER), dict(store_version=MANIFEST_VERSION))
 
