@@ -82,7 +82,7 @@ def broker_ids(address, timeout=3.0):
     (count,) = struct.unpack_from(">i", resp, pos)
     pos += 4
     ids = []
-    for _ in range(count):
+    for unused in range(count):
         node_id, host_len = struct.unpack_from(">ih", resp, pos)
         pos += 6 + host_len + 4  # host, port
         (rack_len,) = struct.unpack_from(">h", resp, pos)

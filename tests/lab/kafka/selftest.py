@@ -214,7 +214,7 @@ def connect_sink():
             if not os.path.exists(out):
                 return 0
             with open(out) as fh:
-                return sum(1 for _ in fh) >= 301
+                return sum(1 for unused in fh) >= 301
         wait_until("301 lines in " + out, lines, seconds=60)
         status = rest("GET", "/connectors/%s/status" % name)
         assert status["connector"]["state"] == "RUNNING", status
