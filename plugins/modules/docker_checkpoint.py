@@ -257,6 +257,23 @@ restore:
   description: How a restore from the store went (C(mode) link or copy, C(bytes_rebuilt), C(image_bytes) loaded).
   returned: when a version was restored from a store
   type: dict
+criu:
+  description: The CRIU that was checked before the checkpoint (C(path), C(version), C(check_ok)).
+  returned: when a checkpoint was taken on an engine of this host
+  type: dict
+skipped_reason:
+  description: Why no new version was taken (the newest is younger than O(interval)).
+  returned: when O(interval) held a new version back
+  type: str
+skipped_versions:
+  description: Newer versions passed over as damaged when looking for the newest valid one (C(name), C(problems)).
+  returned: when O(state=restored) from a store without O(name)
+  type: list
+  elements: dict
+collected:
+  description: De-duplicated page packs deleted because no version uses them any more (C(packs), C(bytes)).
+  returned: when versions of the dedup format were pruned
+  type: dict
 actions:
   description: What was done (or would be done in check mode), in order.
   returned: always

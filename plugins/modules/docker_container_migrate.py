@@ -229,6 +229,16 @@ actions:
   returned: always
   type: list
   elements: str
+rolled_back:
+  description:
+    - True when the migration failed after the container had stopped on the source and was brought back there; C(msg)
+      says whether from the same checkpoint (state kept) or by a plain start.
+  returned: when the migration failed after the checkpoint
+  type: bool
+msg:
+  description: Why nothing was done (the container already runs on the target), or what failed and how it was undone.
+  returned: when the container already runs on the target, or on failure
+  type: str
 checkpoint_path:
   description: Where the checkpoint was kept (O(keep_checkpoint)).
   returned: when O(keep_checkpoint=true) and the container was moved
