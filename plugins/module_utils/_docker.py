@@ -15,7 +15,8 @@ import os
 import time
 import traceback
 
-from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
+from ansible.module_utils.basic import env_fallback, missing_required_lib
+from ansible_collections.streamops.day2.plugins.module_utils._common import OperationError, StreamopsModule
 
 try:
     import docker
@@ -68,15 +69,8 @@ def connection_of(params):
     return {key: params.get(key) for key in CONNECTION_KEYS}
 
 
-class DockerError(Exception):
-    """A failure worth one clear sentence to the user (no traceback).
-
-    Keyword arguments are returned with the failure (for example what a migration had done).
-    """
-
-    def __init__(self, msg, **result):
-        super().__init__(msg)
-        self.result = result
+class DockerError(OperationError):
+    """A Docker failure worth one clear sentence to the user (no traceback)."""
 
 
 class EngineUnreachable(DockerError):
@@ -368,7 +362,7 @@ def split_reference(ref):
     return ref, "latest"
 
 
-class DockerModule(AnsibleModule):
+class DockerModule(StreamopsModule):
     """AnsibleModule with the shared Docker options, the SDK check, and the engine of docker_host."""
 
     def __init__(self, argument_spec, **kwargs):
@@ -390,18 +384,12 @@ class DockerModule(AnsibleModule):
     def connect(self, conn, label):
         return Engine(conn, label=label)
 
-    def run(self, work):
-        """Call work(self) and exit with its result dict; DockerError becomes fail_json."""
-        try:
-            result = work(self)
-        except DockerError as e:
-            self.fail_json(msg=str(e), **e.result)
-        except Exception as e:  # a bug of ours or a library surprise: one line, the traceback kept apart
-            self.fail_json(msg="Unexpected error: %s" % error_text(e), exception=traceback.format_exc())
-        finally:
-            if self._engine is not None:
-                self._engine.close()
-        self.exit_json(**result)
+    def error_text(self, error):
+        return error_text(error)
+
+    def close(self):
+        if self._engine is not None:
+            self._engine.close()
 
 
 def env_path(name):

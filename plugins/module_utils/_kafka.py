@@ -14,7 +14,8 @@ import concurrent.futures
 import copy
 import traceback
 
-from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
+from ansible.module_utils.basic import env_fallback, missing_required_lib
+from ansible_collections.streamops.day2.plugins.module_utils._common import OperationError, StreamopsModule
 
 try:
     import confluent_kafka
@@ -116,15 +117,8 @@ def kafka_python_config(params):
     return conf
 
 
-class KafkaError(Exception):
-    """A failure worth one clear sentence to the user (no traceback).
-
-    Keyword arguments are returned with the failure (for example how far a long operation got).
-    """
-
-    def __init__(self, msg, **result):
-        super().__init__(msg)
-        self.result = result
+class KafkaError(OperationError):
+    """A Kafka failure worth one clear sentence to the user (no traceback)."""
 
 
 class _LogCollector:
@@ -146,7 +140,7 @@ class _LogCollector:
         return None
 
 
-class KafkaModule(AnsibleModule):
+class KafkaModule(StreamopsModule):
     """AnsibleModule with the shared Kafka options, library checks and lazily built clients."""
 
     def __init__(self, argument_spec, needs_kafka_python=False, **kwargs):
@@ -225,15 +219,8 @@ class KafkaModule(AnsibleModule):
         except concurrent.futures.TimeoutError:
             raise KafkaError(self.unreachable_message("no answer from the brokers"))
 
-    def run(self, work):
-        """Call work(self) and exit with its result dict; KafkaError becomes fail_json."""
-        try:
-            result = work(self)
-        except KafkaError as e:
-            self.fail_json(msg=str(e), **e.result)
-        except Exception as e:  # a bug of ours or a library surprise: one line, the traceback kept apart
-            self.fail_json(msg="Unexpected error: %s" % error_text(e), exception=traceback.format_exc())
-        self.exit_json(**result)
+    def error_text(self, error):
+        return error_text(error)
 
     def close(self):
         if self._kp_admin is not None:

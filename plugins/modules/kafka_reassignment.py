@@ -343,10 +343,7 @@ def main():
         required_if=[("state", "present", ("plan", "plan_file"), True)],
         supports_check_mode=True,
     )
-    try:
-        kafka.run(run)
-    finally:
-        kafka.close()
+    kafka.run(run)
 
 
 if __name__ == "__main__":

@@ -388,10 +388,7 @@ def main():
         mutually_exclusive=[("cluster_model", "cluster_model_file")],
         supports_check_mode=True,
     )
-    try:
-        kafka.run(run)
-    finally:
-        kafka.close()
+    kafka.run(run)
 
 
 if __name__ == "__main__":
