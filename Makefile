@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 ENV := source tests/env.sh &&
 
-.PHONY: demo test setup lab-up lab-down sanity lint unit integration molecule bench
+.PHONY: demo test setup lab-up lab-down sanity lint unit integration molecule bench bench-planner bench-lag bench-reassignment bench-criu
 
 demo: setup lab-up
 	$(ENV) ansible-playbook playbooks/demo.yml
@@ -22,5 +22,17 @@ lab-down:
 sanity lint unit integration molecule: setup
 	$(ENV) python tests/run_gates.py $@
 
-bench: setup lab-up
-	$(ENV) python -m tests.bench
+# Benchmarks (tests/bench/README.md and docs/*.md hold the figures): minutes each, not part of `make test`.
+bench: bench-planner bench-lag bench-reassignment bench-criu
+
+bench-planner: setup
+	$(ENV) python -m tests.bench.planner
+
+bench-lag: setup lab-up
+	$(ENV) python tests/bench/lag/bench_lag.py --groups 100 --partitions 50 --topics 10 --runs 5 --big 1000 --big-runs 3
+
+bench-reassignment: setup lab-up
+	$(ENV) python tests/bench/reassignment/bench_reassignment.py --mb 48 --throttle 2MB --runs 3
+
+bench-criu: setup lab-up
+	$(ENV) python tests/bench/criu/bench_criu.py --sizes 16 64 256 --reps 3 --versions 10
