@@ -78,7 +78,8 @@ debian_mirror() {
     uri=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null |
       sed -E 's/\[[^]]*\]//' | awk -v cn="$codename" '$1 == "deb" && $3 == cn { print $2; exit }')
   fi
-  printf '%s\n' "${uri:-http://deb.debian.org/debian}"
+  [ -n "$uri" ] || die "no Debian mirror for '$codename' in the apt sources; add the system's Debian entry first"
+  printf '%s\n' "$uri"
 }
 
 install_packages() {
