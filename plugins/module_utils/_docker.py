@@ -192,16 +192,18 @@ class Engine:
 
     # -- containers -------------------------------------------------------------------------
 
+    def _inspect(self, inspect, ref, kind):
+        """inspect(ref) with call()'s errors, or None when the engine has no such object."""
+        try:
+            return self.call(inspect, ref, what="Inspecting %s %s on %s" % (kind, ref, self.host))
+        except DockerError as e:
+            if e.result.get("status") == 404:
+                return None
+            raise
+
     def container(self, name):
         """The container's inspect dict, or None when the engine has no such container."""
-        try:
-            return self.client.inspect_container(name)
-        except docker.errors.NotFound:
-            return None
-        except docker.errors.APIError as e:
-            raise DockerError("Inspecting container %s on %s: %s" % (name, self.host, error_text(e)))
-        except requests.exceptions.RequestException as e:
-            raise EngineUnreachable(self.unreachable_message(e))
+        return self._inspect(self.client.inspect_container, name, "container")
 
     def require_container(self, name, running=True):
         found = self.container(name)
@@ -221,14 +223,13 @@ class Engine:
         return self.call(self.client._result, res, True, what="create container %s" % name)["Id"]
 
     def remove_container(self, name, force=True):
+        """Remove the container; one that is already gone is fine."""
         try:
-            self.client.remove_container(name, force=force, v=False)
-        except docker.errors.NotFound:
-            pass
-        except docker.errors.APIError as e:
-            raise DockerError("Removing container %s on %s: %s" % (name, self.host, error_text(e)))
-        except requests.exceptions.RequestException as e:
-            raise EngineUnreachable(self.unreachable_message(e))
+            self.call(self.client.remove_container, name, force=force, v=False,
+                      what="Removing container %s on %s" % (name, self.host))
+        except DockerError as e:
+            if e.result.get("status") != 404:
+                raise
 
     def update_restart_policy(self, name, policy):
         self.call(self.client.update_container, name, restart_policy=policy, what="update the restart policy of %s" % name)
@@ -317,14 +318,8 @@ class Engine:
     # -- images -----------------------------------------------------------------------------
 
     def image(self, ref):
-        try:
-            return self.client.inspect_image(ref)
-        except docker.errors.NotFound:
-            return None
-        except docker.errors.APIError as e:
-            raise DockerError("Inspecting image %s on %s: %s" % (ref, self.host, error_text(e)))
-        except requests.exceptions.RequestException as e:
-            raise EngineUnreachable(self.unreachable_message(e))
+        """The image's inspect dict, or None when the engine has no such image."""
+        return self._inspect(self.client.inspect_image, ref, "image")
 
     def images(self):
         return self.call(self.client.images, what="list images") or []

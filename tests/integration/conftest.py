@@ -124,7 +124,19 @@ def unique():
     return "it-%s" % uuid.uuid4().hex[:8]
 
 
-def run_module(name, args, check=False, diff=False, tmp_path_factory=None):
+@pytest.fixture
+def names(docker, unique):
+    """Container names for one test; every one of them is removed from both engines afterwards."""
+    made = []
+
+    def make(suffix="c"):
+        made.append("%s-%s" % (unique, suffix))
+        return made[-1]
+    yield make
+    docker.remove(*made)
+
+
+def run_module(name, args, check=False, diff=False):
     """Run streamops.day2.<name> as Ansible would and return its result dict (with 'rc')."""
     module = COLLECTIONS / "ansible_collections" / "streamops" / "day2" / "plugins" / "modules" / ("%s.py" % name)
     payload = dict(args, _ansible_check_mode=check, _ansible_diff=diff, _ansible_tmpdir=None)

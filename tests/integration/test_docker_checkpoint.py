@@ -26,18 +26,6 @@ def checkpoint(docker, module):
     return call
 
 
-@pytest.fixture
-def names(docker, unique):
-    """Container names for one test; every one of them is removed from both engines afterwards."""
-    made = []
-
-    def make(suffix="c"):
-        made.append("%s-%s" % (unique, suffix))
-        return made[-1]
-    yield make
-    docker.remove(*made)
-
-
 def cli_checkpoints(docker, engine, name):
     return sorted(docker.cli(engine, "checkpoint", "ls", name).split()[2:])
 

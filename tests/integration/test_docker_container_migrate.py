@@ -21,17 +21,6 @@ def migrate(docker, module):
     return call
 
 
-@pytest.fixture
-def names(docker, unique):
-    made = []
-
-    def make(suffix="m"):
-        made.append("%s-%s" % (unique, suffix))
-        return made[-1]
-    yield make
-    docker.remove(*made)
-
-
 def running(docker, engine, name):
     out = docker.cli(engine, "ps", "-a", "--filter", "name=^/%s$" % name, "--format", "{{.State}}").strip()
     return out or "absent"
