@@ -3,10 +3,11 @@
 """The anchors the planner is compared with, run on the same model files.
 
 - Kafka's --generate: the lab's Kafka jars (tests/lab/kafka.sh fetch), driven by java/KafkaGenerate.java.
-- Cruise Control's optimizer: its jars from Maven Central (cruise-control/pom.xml), driven by
-  cruise-control/CruiseControlBench.java. Benchmark only; never a runtime dependency.
+- Cruise Control's optimizer: only from a class path the user supplies in CRUISE_CONTROL_CLASSPATH
+  (Cruise Control's jars and their dependencies), driven by cruise-control/CruiseControlBench.java;
+  the harness builds nothing of Cruise Control's. Benchmark only; never a runtime dependency.
 
-Compiled classes and fetched jars are cached under .lab/bench/planner/.
+The harness's own compiled classes are cached under .lab/bench/planner/.
 """
 
 from __future__ import annotations
@@ -63,59 +64,43 @@ def kafka_generate(model_path, excluded=()):
 
 CC_DIR = HERE / "cruise-control"
 CC_CACHE = CACHE / "cruise-control"
-CC_LIBS = CC_CACHE / "libs"
-# Cruise Control's sources (a checkout or `git archive` of linkedin/cruise-control): see cruise_control_classpath.
-CC_SOURCE = Path(os.environ.get("CRUISE_CONTROL_SRC", str(CC_CACHE / "src")))
-CC_MODULES = ("cruise-control-core", "cruise-control-metrics-reporter", "cruise-control")
+CC_UNAVAILABLE = "unavailable (set CRUISE_CONTROL_CLASSPATH)"
 
 
 def cruise_control_classpath():
-    """Cruise Control's class path: its dependencies fetched from Maven Central with Maven, and its own
-    classes compiled from source, both cached under .lab/bench/planner/cruise-control/.
-
-    Cruise Control's jars are not on Maven Central (LinkedIn publishes them to linkedin.jfrog.io,
-    which these machines cannot reach), so its sources are compiled here; put them at
-    .lab/bench/planner/cruise-control/src (or point CRUISE_CONTROL_SRC at them).
+    """The class path the user supplies in CRUISE_CONTROL_CLASSPATH: Cruise Control's jars and their
+    dependencies, however they were obtained. The harness builds nothing of Cruise Control's; without
+    the variable the anchor is unavailable and the rest of the benchmark runs.
     """
-    pom = CC_DIR / "pom.xml"
-    stamp = CC_LIBS / ".pom-stamp"
-    if not (stamp.exists() and stamp.read_text() == pom.read_text()):
-        if not shutil.which("mvn"):
-            raise Unavailable("no mvn on this machine to fetch Cruise Control's dependencies")
-        shutil.rmtree(CC_LIBS, ignore_errors=True)
-        proc = subprocess.run(["mvn", "-B", "-q", "-f", str(pom), "-Dmaven.repo.local=%s" % (ROOT / ".lab" / "m2"),
-                               "-Dbench.libs.dir=%s" % CC_LIBS, "dependency:copy-dependencies"], capture_output=True, text=True, check=False)
-        if proc.returncode != 0:
-            raise Unavailable("fetching Cruise Control's dependencies failed: %s" % (proc.stdout + proc.stderr)[-300:])
-        stamp.write_text(pom.read_text())
-    libs = "%s/*" % CC_LIBS
-    if not (CC_SOURCE / "cruise-control" / "src" / "main" / "java").is_dir():
-        raise Unavailable("Cruise Control's sources are not at %s (its jars are not on Maven Central; see tests/bench/README.md)" % CC_SOURCE)
-    classes = CC_CACHE / "cc-classes"
-    marker = classes / ".source"
-    source_id = (CC_SOURCE / "COMMIT").read_text().strip() if (CC_SOURCE / "COMMIT").exists() else str(CC_SOURCE)
-    if not (marker.exists() and marker.read_text() == source_id):
-        shutil.rmtree(classes, ignore_errors=True)
-        classes.mkdir(parents=True)
-        files = [str(f) for module in CC_MODULES for f in (CC_SOURCE / module / "src" / "main" / "java").rglob("*.java")]
-        listing = CC_CACHE / "sources.txt"
-        listing.write_text("\n".join(files))
-        proc = subprocess.run(["javac", "-nowarn", "-proc:none", "-d", str(classes), "-cp", libs, "@%s" % listing],
-                              capture_output=True, text=True, check=False)
-        if proc.returncode != 0:
-            raise Unavailable("compiling Cruise Control failed: %s" % proc.stderr[-300:])
-        marker.write_text(source_id)
-    return "%s:%s" % (libs, classes)
+    classpath = os.environ.get("CRUISE_CONTROL_CLASSPATH", "").strip()
+    if not classpath:
+        raise Unavailable(CC_UNAVAILABLE)
+    return classpath
+
+
+def cruise_control_config():
+    """Cruise Control's configuration file (CRUISE_CONTROL_CONFIG, e.g. the config/cruisecontrol.properties
+    of its distribution): (path, note). Without it, an empty file: Cruise Control's built-in defaults."""
+    config = os.environ.get("CRUISE_CONTROL_CONFIG", "").strip()
+    if config:
+        if not os.path.isfile(config):
+            raise Unavailable("CRUISE_CONTROL_CONFIG names %s, which is not a file" % config)
+        return config, "configuration %s" % config
+    CC_CACHE.mkdir(parents=True, exist_ok=True)
+    empty = CC_CACHE / "defaults.properties"
+    empty.write_text("# Cruise Control's built-in defaults (CRUISE_CONTROL_CONFIG unset)\n")
+    return str(empty), "Cruise Control's built-in defaults (CRUISE_CONTROL_CONFIG unset)"
 
 
 def cruise_control(model_path, excluded=()):
-    """Cruise Control's GoalOptimizer proposal for the model (its shipped configuration): (partitions, figures)."""
+    """Cruise Control's GoalOptimizer proposal for the model, from the user's CRUISE_CONTROL_CLASSPATH,
+    driven by the harness's own CruiseControlBench.java: (partitions, figures)."""
     classpath = cruise_control_classpath()
+    config, config_note = cruise_control_config()
     classes = CC_CACHE / "classes"
     _compile(CC_DIR / "CruiseControlBench.java", classpath, classes)
-    shipped = CC_SOURCE / "config" / "cruisecontrol.properties"
     out, wall, cpu, rss = timed(["java", "-Xmx6g", "-cp", "%s:%s" % (classpath, classes), "CruiseControlBench", str(model_path),
-                                 str(shipped)] + list(excluded))
+                                 config] + list(excluded))
     result = json.loads(out)
-    return result["partitions"], {"seconds": result["seconds"], "process_seconds": wall, "cpu": cpu, "rss_mb": rss,
-                                  "note": result.get("note", "")}
+    note = "; ".join(n for n in (config_note, result.get("note", "")) if n)
+    return result["partitions"], {"seconds": result["seconds"], "process_seconds": wall, "cpu": cpu, "rss_mb": rss, "note": note}

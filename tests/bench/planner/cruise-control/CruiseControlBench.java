@@ -5,11 +5,13 @@
 //
 // Builds Cruise Control's own ClusterModel from the model file the way its LoadMonitor would (leader
 // replicas carry NW_IN, NW_OUT = consumers + replication, DISK; followers NW_IN and DISK), runs
-// GoalOptimizer.optimizations with Cruise Control's shipped configuration (its config/cruisecontrol.properties:
-// default.goals in their priority order, balance thresholds 1.1, capacity thresholds 0.8), brokers to drain
-// marked DEAD as its remove_broker does, and prints its proposals.
+// GoalOptimizer.optimizations with the Cruise Control configuration file given (the figures in
+// tests/bench/README.md used its shipped config/cruisecontrol.properties: default.goals in their priority order,
+// balance thresholds 1.1, capacity thresholds 0.8), brokers to drain marked DEAD as its remove_broker does, and
+// prints its proposals. Cruise Control itself is not part of this repository: its jars and their dependencies come
+// from the class path the user supplies (CRUISE_CONTROL_CLASSPATH, see tests/bench/planner/anchors.py).
 //
-//   java -cp "<libs>/*:<classes>" CruiseControlBench model.json cruisecontrol.properties [excluded-topic ...] > proposal.json
+//   java -cp "$CRUISE_CONTROL_CLASSPATH:<classes>" CruiseControlBench model.json cruisecontrol.properties [excluded-topic ...] > proposal.json
 //
 // Output: {"seconds": s, "partitions": [{"topic", "partition", "replicas" (new leader first)}], "note": ...}
 import com.codahale.metrics.MetricRegistry;
