@@ -120,6 +120,28 @@ def fits(nodes, used, requests, count):
     return True
 
 
+def candidate_regions(regions, current, rotate):
+    """Regions in the order they are tried; with rotate, those after the current one first, never the current one."""
+    regions = list(dict.fromkeys(regions))
+    if not rotate or current not in regions:
+        return regions
+    at = regions.index(current)
+    return regions[at + 1:] + regions[:at]
+
+
+def cooldown_remaining(workload, cooldown, now=None):
+    """Seconds until the workload may move again, after its last relocation (annotation); 0 when it may."""
+    stamp = (workload["metadata"].get("annotations") or {}).get(AT)
+    if not cooldown or not stamp:
+        return 0
+    try:
+        moved = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc).timestamp()
+    except ValueError:
+        return 0  # not ours to trust: a hand-edited annotation does not block relocations forever
+    left = moved + cooldown - (time.time() if now is None else now)
+    return round(left, 1) if left > 0 else 0
+
+
 # -- the group, watched while the workload moves --------------------------------------------------
 
 class GroupWatch:
@@ -202,7 +224,7 @@ class Relocation:
         replicas = workload["spec"].get("replicas", 1) or 1
         requests = pod_requests(workload["spec"]["template"].get("spec") or {})
         refused = []
-        for region in self.p["regions"]:
+        for region in candidate_regions(self.p["regions"], current, self.p["rotate"]):
             if region == current:
                 return region, []
             nodes = [n for n in self.k8s.nodes("%s=%s" % (self.label, region)) if node_ready(n)]
@@ -214,6 +236,8 @@ class Relocation:
                     region, replicas, "" if replicas == 1 else "s", _requests_text(requests)))
                 continue
             return region, nodes
+        if not refused:
+            raise RelocationError("No region to move %s to: it runs in %s, the only region of %s." % (self.what, current, self.p["regions"]))
         raise RelocationError("No region to move %s to: %s (nodes labelled %s)." % (self.what, "; ".join(refused), self.label))
 
     def _used(self, nodes):
@@ -242,8 +266,9 @@ class Relocation:
         node_regions = self.regions_of_nodes()
         pods = self.pods(workload)
         old_nodes = sorted({pod["spec"].get("nodeName") for pod in pods if pod["spec"].get("nodeName")})
-        target, target_nodes = self.choose_region(workload, current)
-        result = dict(changed=False, kind=self.kind, namespace=self.namespace, name=self.name, group=self.p["group"],
+        wait = cooldown_remaining(workload, self.p["cooldown"])
+        target, target_nodes = (current, []) if wait else self.choose_region(workload, current)
+        result = dict(changed=False, cooldown_remaining=wait, kind=self.kind, namespace=self.namespace, name=self.name, group=self.p["group"],
                       strategy=self.p["strategy"], region_before=current, region=target,
                       old_nodes=old_nodes, new_nodes=old_nodes, old_pods=sorted(p["metadata"]["name"] for p in pods),
                       regions_of_old_nodes=sorted({str(node_regions.get(n)) for n in old_nodes}),

@@ -103,6 +103,19 @@ options:
     description: Members the group must have again (at most one per pod) before the relocation counts as done.
     type: int
     default: 1
+  rotate:
+    description:
+      - Move on from the current region - try the regions after it in O(regions) first, wrapping around, and never stay.
+      - With O(regions=[a, b, c]) a workload in V(b) goes to V(c), else V(a). This is how a lagging job is sent onward.
+    type: bool
+    default: false
+  cooldown:
+    description:
+      - Seconds after the workload's last relocation (its C(streamops.day2/relocated-at) annotation) during which it is not moved
+        again; the task then reports C(changed=false) and C(cooldown_remaining).
+      - V(0) moves whenever asked.
+    type: float
+    default: 0
   reason:
     description: Why the workload moves (for example the lag that triggered it); kept in the C(streamops.day2/relocation-reason) annotation.
     type: str
@@ -234,6 +247,11 @@ timings:
   returned: when moved
   type: dict
   sample: {stop_seconds: 1.9, start_seconds: 3.1, total_seconds: 5.0}
+cooldown_remaining:
+  description: Seconds of cool-down left; the workload was not moved when this is above zero.
+  returned: always
+  type: float
+  sample: 0
 rolled_back:
   description: Whether the workload was moved back after a failed move (the task then fails).
   returned: always
@@ -278,6 +296,8 @@ def main():
             settle_time=dict(type="float", default=1),
             min_members=dict(type="int", default=1),
             reason=dict(type="str"),
+            rotate=dict(type="bool", default=False),
+            cooldown=dict(type="float", default=0),
         ),
         supports_check_mode=True,
     )

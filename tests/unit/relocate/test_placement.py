@@ -63,3 +63,23 @@ def test_fits_places_pods_first_fit_across_nodes():
 
 def test_a_pod_bigger_than_any_node_does_not_fit_even_when_the_sum_would():
     assert not fits([node("n1", cpu="1"), node("n2", cpu="1")], {}, {"cpu": 1.5}, 1)
+
+
+def test_rotate_moves_on_from_the_current_region_and_wraps_around():
+    from ansible_collections.streamops.day2.plugins.module_utils._relocate import candidate_regions
+    assert candidate_regions(["a", "b", "c"], "b", True) == ["c", "a"]
+    assert candidate_regions(["a", "b", "c"], "c", True) == ["a", "b"]
+    assert candidate_regions(["a", "b", "c"], "b", False) == ["a", "b", "c"]
+    assert candidate_regions(["a", "b"], "z", True) == ["a", "b"]
+    assert candidate_regions(["a"], "a", True) == []
+
+
+def test_cooldown_counts_from_the_relocated_at_annotation():
+    from ansible_collections.streamops.day2.plugins.module_utils._relocate import AT, cooldown_remaining
+    moved = {"metadata": {"annotations": {AT: "2026-12-01T10:00:00Z"}}}
+    at = 1796119200.0  # 2026-12-01T10:00:00Z
+    assert cooldown_remaining(moved, 300, now=at + 100) == 200
+    assert cooldown_remaining(moved, 300, now=at + 301) == 0
+    assert cooldown_remaining(moved, 0, now=at) == 0
+    assert cooldown_remaining({"metadata": {}}, 300, now=at) == 0
+    assert cooldown_remaining({"metadata": {"annotations": {AT: "yesterday"}}}, 300, now=at) == 0
