@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 ENV := source tests/env.sh &&
 
-.PHONY: demo test setup lab-up lab-down sanity lint unit integration molecule bench bench-planner bench-lag bench-reassignment bench-criu
+.PHONY: demo test setup lab-up lab-down sanity lint unit integration consumer molecule e2e e2e-relocation bench bench-planner bench-lag bench-reassignment bench-criu
 
 demo: setup lab-up
 	$(ENV) ansible-playbook playbooks/demo.yml
@@ -19,8 +19,12 @@ lab-up:
 lab-down:
 	@tests/lab/down
 
-sanity lint unit integration molecule: setup
+sanity lint unit integration consumer molecule e2e: setup
 	$(ENV) python tests/run_gates.py $@
+
+# The end-to-end relocation proof alone (make test runs it as its last gate); reports in .lab/reports/.
+e2e-relocation: setup lab-up
+	$(ENV) python tests/run_gates.py e2e
 
 # Benchmarks (tests/bench/README.md and docs/*.md hold the figures): minutes each, not part of `make test`.
 bench: bench-planner bench-lag bench-reassignment bench-criu

@@ -1,10 +1,11 @@
 """Run the quality gates one after the other and print what passed, failed and was skipped.
 
 Gates: ansible-test sanity, ansible-lint (production profile), unit tests, integration tests
-against the lab, and every molecule scenario. A failing gate fails the run, but every gate runs
+against the lab, the consumer helper package's tests, every molecule scenario, and the end-to-end
+relocation scenarios. A failing gate fails the run, but every gate runs
 so one report shows everything. The last line is the plain count CI reads.
 
-    python tests/run_gates.py [sanity lint unit integration molecule]
+    python tests/run_gates.py [sanity lint unit integration consumer molecule e2e]
 """
 
 from __future__ import annotations
@@ -121,7 +122,10 @@ GATES = {
     "lint": lint,
     "unit": lambda: pytest_gate("unit", ROOT / "tests" / "unit"),
     "integration": lambda: pytest_gate("integration", ROOT / "tests" / "integration"),
+    "consumer": lambda: pytest_gate("consumer", ROOT / "consumer" / "tests"),
     "molecule": molecule,
+    # Last: the longest, and it needs every part of the lab (Kafka, Kubernetes) at once.
+    "e2e": lambda: pytest_gate("e2e", ROOT / "tests" / "e2e"),
 }
 
 
