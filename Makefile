@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 ENV := source tests/env.sh &&
 
-.PHONY: demo test setup lab-up lab-down sanity lint unit integration consumer molecule e2e e2e-relocation bench bench-planner bench-lag bench-reassignment bench-criu
+.PHONY: demo test setup lab-up lab-down sanity lint unit integration consumer molecule e2e e2e-relocation bench bench-planner bench-lag bench-reassignment bench-criu bench-relocation
 
 demo: setup lab-up
 	$(ENV) ansible-playbook playbooks/demo.yml
@@ -27,7 +27,7 @@ e2e-relocation: setup lab-up
 	$(ENV) python tests/run_gates.py e2e
 
 # Benchmarks (tests/bench/README.md and docs/*.md hold the figures): minutes each, not part of `make test`.
-bench: bench-planner bench-lag bench-reassignment bench-criu
+bench: bench-planner bench-lag bench-reassignment bench-criu bench-relocation
 
 bench-planner: setup
 	$(ENV) python -m tests.bench.planner
@@ -40,3 +40,6 @@ bench-reassignment: setup lab-up
 
 bench-criu: setup lab-up
 	$(ENV) python tests/bench/criu/bench_criu.py --sizes 16 64 256 --reps 3 --versions 10
+
+bench-relocation: setup lab-up
+	$(ENV) python tests/bench/relocation/bench_relocation.py --relocations 6 --json .lab/reports/bench-relocation.json
