@@ -376,7 +376,8 @@ class Relocation:
             pods = self.pods(workload)
             watch.look()
             done = _rolled_out(workload)
-            if done and watch.active and len(watch.members) >= min(self.p["min_members"], len(pods) or 1):
+            needed = min(self.p["min_members"], workload["spec"].get("replicas", 1))  # a workload scaled to 0 has no member to wait for
+            if done and (needed == 0 or (watch.active and len(watch.members) >= needed)):
                 return dict(new_nodes=sorted({p["spec"].get("nodeName") for p in pods}),
                             new_pods=sorted(p["metadata"]["name"] for p in pods),
                             members=[dict(client_id=m.client_id, host=m.host, partitions=len(m.assignment)) for m in watch.members])
