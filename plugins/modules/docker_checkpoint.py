@@ -39,7 +39,10 @@ attributes:
       - Without O(name) each run is a new version, unless the newest one is younger than O(interval).
 options:
   container:
-    description: Name or id of the container. With O(store_path), versions are filed under the container's name.
+    description:
+      - Name or id of the container. With O(store_path), versions are filed under the container's name.
+      - Like every name that becomes a path, it is checked before anything is done; a name is 1 to 128 ASCII letters,
+        digits, C(_), C(.) or C(-), starting with a letter or digit (one leading C(/), as Docker prints names, is dropped).
     type: str
     required: true
   state:
@@ -53,12 +56,16 @@ options:
     default: present
   name:
     description:
-      - Name of the checkpoint (version). Letters, digits, C(_), C(.) and C(-).
+      - Name of the checkpoint (version): 1 to 128 ASCII letters, digits, C(_), C(.) or C(-), starting with a letter or digit.
+        Any other name (C(..), a C(/), a NUL, a newline, non-ASCII letters) is refused before the container is touched.
       - With O(state=present) and no name, a timestamped version C(<prefix><UTC time>) is created, for example C(ckpt-20250101T120000.250Z).
       - With O(state=restored), V(latest) or no name means the newest version that passes verification.
     type: str
   prefix:
-    description: Prefix of timestamped versions; O(keep), O(interval) and O(state=absent) without O(name) only touch versions named with it.
+    description:
+      - Prefix of timestamped versions; O(keep), O(interval) and O(state=absent) without O(name) only touch versions named with it.
+      - Empty, or letters, digits, C(_), C(.) or C(-) starting with a letter or digit, at most 108 characters (so that
+        C(<prefix><UTC time>) is a valid name).
     type: str
     default: ckpt-
   leave_running:

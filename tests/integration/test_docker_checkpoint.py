@@ -266,3 +266,45 @@ def test_failover_engine_a_stopped_newest_valid_version_restored_on_b(docker, ch
         assert not checkpoint(container=name, store_path=str(store), state="restored", engine="b")["changed"]
     finally:
         subprocess.run([str(LAB_DOCKER), "start-engine", "a"], check=True, timeout=300)
+
+
+def _container_files(docker, engine, name):
+    """Every path under the container's folder in the engine's data root (where a traversal would write)."""
+    cid = docker.cli(engine, "inspect", "-f", "{{.Id}}", name).strip()
+    base = Path(docker.data_root[engine]) / "containers" / cid
+    return sorted(str(p.relative_to(base)) for p in base.rglob("*"))
+
+
+HOSTILE = ["../x", "bad/x", "..", ".", "/abs", "x\ny", "x\x00y", "a" * 129, "café", "-dash", ".hidden", "x y", "ckpt\\1"]
+
+
+@pytest.mark.parametrize("where", ["engine", "store"])
+def test_hostile_names_are_refused_before_any_side_effect(docker, checkpoint, names, tmp_path, where):
+    """A name that is not one safe path component is refused with the rule, before the container is frozen or anything is
+    written: no CRIU files beside config.v2.json, no entry in `docker checkpoint ls`, no store created."""
+    name = names()
+    docker.run_counter("a", name)
+    docker.wait_lines("a", name, 3)
+    files = _container_files(docker, "a", name)
+    store = tmp_path / "store"
+    extra = dict(store_path=str(store)) if where == "store" else {}
+    results = []
+    for bad in HOSTILE:
+        for method in ("runc", "engine"):
+            result = checkpoint(container=name, name=bad, method=method, **extra)
+            results.append(result)
+            assert result.get("failed") and result["rc"] != 0, (bad, method, result)
+            assert "letters, digits" in result["msg"] and "starting with a letter or digit" in result["msg"], result["msg"]
+        predicted = checkpoint(container=name, name=bad, check=True, **extra)
+        assert predicted.get("failed"), (bad, predicted)
+    for bad in ("../x", "bad/", "a" * 120):
+        result = checkpoint(container=name, prefix=bad, **extra)
+        assert result.get("failed") and "prefix" in result["msg"], (bad, result)
+    for state in ("present", "restored", "absent", "query"):
+        result = checkpoint(container="../" + name, state=state, **extra)
+        assert result.get("failed") and "Container name" in result["msg"], (state, result)
+    assert _container_files(docker, "a", name) == files
+    assert cli_checkpoints(docker, "a", name) == []
+    assert not store.exists() and sorted(os.listdir(tmp_path)) == []
+    assert docker.cli("a", "inspect", "-f", "{{.State.Running}}", name).strip() == "true"
+    assert "Traceback" not in json.dumps(results)

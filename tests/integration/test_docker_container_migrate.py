@@ -8,6 +8,7 @@ Observed with the engines' own docker CLI.
 """
 
 import json
+import os
 
 import pytest
 
@@ -160,3 +161,11 @@ def test_refusals_are_clear(docker, migrate, names, tmp_path):
     source_down = migrate(container=name, source="unix://%s" % (tmp_path / "none.sock"))
     assert source_down["failed"] and "use streamops.day2.docker_checkpoint with state=restored" in source_down["msg"]
     assert "Traceback" not in json.dumps([missing, occupied, both, same, unreachable, source_down])
+
+
+def test_hostile_container_names_are_refused_before_anything_happens(migrate, tmp_path):
+    for bad in ("../x", "a/b", "x\x00y", "..", "a" * 129, "naïve"):
+        result = migrate(container=bad, transfer_dir=str(tmp_path))
+        assert result.get("failed") and result["msg"].startswith("Container name ") and "starting with a letter or digit" in result["msg"], (
+            bad, result)
+    assert os.listdir(tmp_path) == []

@@ -18,6 +18,7 @@ from ansible_collections.streamops.day2.plugins.module_utils._criu import capabi
 from ansible_collections.streamops.day2.plugins.module_utils._criu import common
 from ansible_collections.streamops.day2.plugins.module_utils._criu import container as ctr
 from ansible_collections.streamops.day2.plugins.module_utils._criu import images as criu_images
+from ansible_collections.streamops.day2.plugins.module_utils._criu import names
 from ansible_collections.streamops.day2.plugins.module_utils._criu import restore as criu_restore
 from ansible_collections.streamops.day2.plugins.module_utils._criu.store import Store, StoreError, utc_now, version_name
 
@@ -441,7 +442,19 @@ def _timed(fn):
     return datetime.datetime.now().timestamp() - started
 
 
+def check_names(params):
+    """Every user-given name that becomes a path, checked before anything is done (names.py has the rule)."""
+    try:
+        params["container"] = names.check_container(params["container"])
+        if params.get("name") and not (params["state"] == "restored" and params["name"] == "latest"):
+            names.check_name("Checkpoint name", params["name"])
+        names.check_prefix(params.get("prefix") or "")
+    except names.BadName as e:
+        raise DockerError(str(e))
+
+
 def run(module):
+    check_names(module.params)
     task = CheckpointTask(module)
     state = module.params["state"]
     if state == "present":

@@ -29,6 +29,7 @@ from ansible_collections.streamops.day2.plugins.module_utils._criu import capabi
 from ansible_collections.streamops.day2.plugins.module_utils._criu import common
 from ansible_collections.streamops.day2.plugins.module_utils._criu import container as ctr
 from ansible_collections.streamops.day2.plugins.module_utils._criu import images as criu_images
+from ansible_collections.streamops.day2.plugins.module_utils._criu import names
 from ansible_collections.streamops.day2.plugins.module_utils._criu import restore as criu_restore
 from ansible_collections.streamops.day2.plugins.module_utils._criu import runc as criu_runc
 from ansible_collections.streamops.day2.plugins.module_utils._criu.store import version_name
@@ -362,7 +363,16 @@ def _since(mark):
     return round(time.monotonic() - mark, 3)
 
 
+def check_input(params):
+    """What the user gives that becomes a path, checked before anything is done."""
+    try:
+        params["container"] = names.check_container(params["container"])
+    except names.BadName as e:
+        raise DockerError(str(e))
+
+
 def run(module):
+    check_input(module.params)
     migration = Migration(module)
     try:
         return migration.run()

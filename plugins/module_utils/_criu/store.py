@@ -27,7 +27,6 @@ import fcntl
 import hashlib
 import json
 import os
-import re
 import shutil
 import tarfile
 import time
@@ -35,12 +34,12 @@ import uuid
 from dataclasses import dataclass
 
 from ansible_collections.streamops.day2.plugins.module_utils._criu import dedup
+from ansible_collections.streamops.day2.plugins.module_utils._criu import names
 
 MANIFEST = "manifest.json"
 MANIFEST_VERSION = 1
 FORMATS = ("directory", "archive", "dedup")
 MARKER = ".streamops-checkpoint-store"
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 STALE_TMP_SECONDS = 3600
 READ_BLOCK = 1 << 20
 
@@ -60,8 +59,11 @@ def version_name(prefix, when=None):
 
 
 def check_name(kind, name):
-    if not name or not NAME.match(name) or name in (".", ".."):
-        raise StoreError("%s %r is not usable as a name: letters, digits, '_', '.', '-', starting with a letter or digit." % (kind, name))
+    """The name, when it follows the one rule of names.py; else StoreError."""
+    try:
+        return names.check_name(kind, name)
+    except names.BadName as e:
+        raise StoreError(str(e))
 
 
 def files_checksum(files):
