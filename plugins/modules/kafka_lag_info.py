@@ -44,14 +44,20 @@ options:
     description:
       - Python regular expression a group name must match (anywhere in the name; anchor it with V(^) and V($)).
       - Combined with O(groups), it filters the named groups.
+      - A pattern that matches no group gives a warning (and no group is reported).
     type: str
   topics:
-    description: Only report these topics. All topics the groups consume when empty.
+    description:
+      - Only report these topics. All topics the groups consume when empty.
+      - Each must exist, or the task fails naming the unknown ones; a group that consumes none of them is reported with no
+        partition and a warning.
     type: list
     elements: str
     default: []
   topic_pattern:
-    description: Python regular expression a topic name must match (anywhere in the name).
+    description:
+      - Python regular expression a topic name must match (anywhere in the name).
+      - A pattern that matches no topic of the cluster gives a warning.
     type: str
   include_empty_groups:
     description:
@@ -359,7 +365,8 @@ from ansible.module_utils.basic import missing_required_lib
 from ansible_collections.streamops.day2.plugins.module_utils._kafka import KafkaError, KafkaModule
 from ansible_collections.streamops.day2.plugins.module_utils._lag import rules
 from ansible_collections.streamops.day2.plugins.module_utils._lag.collect import LagCollector
-from ansible_collections.streamops.day2.plugins.module_utils._lag.report import Options, all_partitions, build_report, summarise, wanted_reads
+from ansible_collections.streamops.day2.plugins.module_utils._lag.report import (
+    Options, all_partitions, build_report, empty_group_warnings, selection_problems, summarise, wanted_reads)
 
 try:
     import jmespath
@@ -404,6 +411,9 @@ def run(kafka):
     collector = LagCollector(kafka, options)
     names = collector.select_groups(params["groups"], params["group_pattern"])
     counts = collector.partition_counts()
+    error, warnings = selection_problems(options, params["group_pattern"], collector.listed, names, counts)
+    if error:
+        raise KafkaError(error)
     start = time.monotonic()
     groups, first = collector.first_sample(names, counts)
     if not params["include_empty_groups"]:
@@ -421,7 +431,8 @@ def run(kafka):
         record_times = collector.record_times(wanted_reads(groups, samples, counts, options, partitions), kafka.timeout)
 
     reports = build_report(groups, samples, counts, record_times, options, partitions)
-    for warning in dict.fromkeys(collector.warnings):
+    warnings += empty_group_warnings(options, reports)
+    for warning in dict.fromkeys(warnings + collector.warnings):
         kafka.warn(warning)
     first, last = samples[0].at, samples[-1].at
     result = dict(

@@ -151,6 +151,16 @@ def run_module(name, args, check=False, diff=False):
     return result
 
 
+def warnings_of(result):
+    """The texts of a module result's warnings (ansible-core 2.19 wraps each in a WarningSummary dict)."""
+    out = []
+    for warning in result.get("warnings") or []:
+        if isinstance(warning, dict):
+            warning = (warning.get("event") or {}).get("msg") or warning.get("msg") or str(warning)
+        out.append(warning)
+    return out
+
+
 @pytest.fixture
 def module():
     return run_module

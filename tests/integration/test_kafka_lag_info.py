@@ -15,6 +15,8 @@ import pytest
 from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from conftest import warnings_of
+
 NOW_MS = int(time.time() * 1000)
 BASE_MS = NOW_MS - 3_600_000  # records are stamped from an hour ago, one second apart
 
@@ -381,3 +383,33 @@ def test_unreachable_brokers_give_one_clear_sentence(module):
     result = module("kafka_lag_info", dict(bootstrap_servers=["127.0.0.1:9"], request_timeout=3))
     assert result["failed"] and result["msg"].startswith("Cannot reach the Kafka brokers at 127.0.0.1:9")
     assert "Traceback" not in result["msg"]
+
+
+def test_a_misspelled_topic_fails_and_patterns_matching_nothing_warn(kafka, module, kit):
+    """A typo in `topics` must not turn an alert green (it reported the group OK with partition_count 0)."""
+    a = kit.topic("a", 2)
+    other = kit.topic("other", 1)
+    kit.produce(a, 0, 5)
+    group = kit.group("g")
+    kit.commit(group, {(a, 0): 1})
+
+    typo = module("kafka_lag_info", dict(kafka, groups=[group], topics=[a + "x"]))
+    assert typo.get("failed") and typo["msg"].startswith("Unknown topic: %sx. The brokers know " % a), typo
+    both = module("kafka_lag_info", dict(kafka, groups=[group], topics=[a, a + "x", a + "y"]))
+    assert both.get("failed") and both["msg"].startswith("Unknown topics: %sx, %sy." % (a, a)), both
+
+    nothing = module("kafka_lag_info", dict(kafka, group_pattern="^%s-nomatch$" % kit.prefix))
+    assert nothing["rc"] == 0 and nothing["groups"] == [], nothing
+    assert any(w.startswith("group_pattern ^%s-nomatch$ matches none of the" % kit.prefix) for w in warnings_of(nothing)), nothing
+
+    no_topic = module("kafka_lag_info", dict(kafka, groups=[group], topic_pattern="^%s-zzz$" % kit.prefix))
+    assert no_topic["rc"] == 0 and no_topic["groups"][0]["partition_count"] == 0
+    assert any(w.startswith("topic_pattern ^%s-zzz$ matches none of the" % kit.prefix) for w in warnings_of(no_topic)), no_topic
+
+    unconsumed = module("kafka_lag_info", dict(kafka, groups=[group], topics=[other]))
+    assert unconsumed["rc"] == 0 and unconsumed["groups"][0]["partition_count"] == 0
+    assert "1 group consumes none of the selected topics (topics %s) and is reported with no partition: %s." % (other, group) in \
+        warnings_of(unconsumed), unconsumed
+
+    fine = module("kafka_lag_info", dict(kafka, groups=[group], topics=[a]))
+    assert fine["rc"] == 0 and not warnings_of(fine) and fine["groups"][0]["lag"] == 4, fine

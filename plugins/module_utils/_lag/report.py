@@ -60,6 +60,45 @@ class Options:
         return True
 
 
+def _listed(names, limit=10):
+    names = sorted(names)
+    return ", ".join(names[:limit]) + (", ..." if len(names) > limit else "")
+
+
+def selection_problems(options, group_pattern, all_groups, selected, partition_counts):
+    """What is wrong with the selection, before anything is measured: (error sentence or None, [warnings]).
+
+    A named topic the cluster does not have is an error (as an unknown group is): a typo must not turn an
+    alert green. A pattern that matches nothing is a warning.
+    """
+    warnings = []
+    unknown = [topic for topic in dict.fromkeys(options.topics) if topic not in partition_counts]
+    if unknown:
+        return ("Unknown topic%s: %s. The brokers know %d topic%s%s." % (
+            "" if len(unknown) == 1 else "s", ", ".join(unknown), len(partition_counts), "" if len(partition_counts) == 1 else "s",
+            " (%s)" % _listed(partition_counts) if partition_counts else "")), warnings
+    if group_pattern and not selected:
+        warnings.append("group_pattern %s matches none of the %d consumer group%s, so no group is reported." % (
+            group_pattern, len(all_groups), "" if len(all_groups) == 1 else "s"))
+    if options.topic_pattern and not any(options.wants_topic(topic) for topic in partition_counts):
+        warnings.append("topic_pattern %s matches none of the %d topic%s, so every group is reported with no partition." % (
+            options.topic_pattern, len(partition_counts), "" if len(partition_counts) == 1 else "s"))
+    return None, warnings
+
+
+def empty_group_warnings(options, reports):
+    """Groups that consume none of the selected topics: said, since such a group rates OK with nothing in it."""
+    if not (options.topics or options.topic_pattern):
+        return []
+    empty = [r["group"] for r in reports if r["partition_count"] == 0]
+    if not empty:
+        return []
+    chosen = "topics %s" % ", ".join(options.topics) if options.topics else "topic_pattern %s" % options.topic_pattern
+    return ["%d group%s consume%s none of the selected topics (%s) and %s reported with no partition: %s." % (
+        len(empty), "" if len(empty) == 1 else "s", "s" if len(empty) == 1 else "", chosen, "is" if len(empty) == 1 else "are",
+        _listed(empty))]
+
+
 def group_partitions(group, samples, partition_counts, options):
     """Every partition the group consumes, sorted: partitions it committed or is assigned, and the
     partitions of those topics it never committed (listed with no offset, never a silent zero)."""

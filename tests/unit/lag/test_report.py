@@ -186,3 +186,22 @@ def test_reasons_name_a_few_partitions_and_count_the_rest():
         "STOP on 5 partitions: lag 10 and no live member of the group owns the partition (a[0], a[1], a[2] and 2 more)",
         "WARN on 3 partitions: lag 14 >= warn_lag 12 on a[4] (a[2], a[3], a[4])",
     ]
+
+
+def test_selection_problems_name_unknown_topics_and_patterns_that_match_nothing():
+    from ansible_collections.streamops.day2.plugins.module_utils._lag.report import Options, empty_group_warnings, selection_problems
+    counts = {"orders": 3, "payments": 1}
+    error, warnings = selection_problems(Options(topics=("ordres",)), None, {"g": 1}, ["g"], counts)
+    assert error == "Unknown topic: ordres. The brokers know 2 topics (orders, payments)." and warnings == []
+    error, warnings = selection_problems(Options(topics=("orders", "x", "y", "x")), None, {}, [], counts)
+    assert error == "Unknown topics: x, y. The brokers know 2 topics (orders, payments)."
+    assert selection_problems(Options(topics=("x",)), None, {}, [], {})[0] == "Unknown topic: x. The brokers know 0 topics."
+    error, warnings = selection_problems(Options(topic_pattern="^zz"), "^nope", {"g": 1, "h": 2}, [], counts)
+    assert error is None and warnings == [
+        "group_pattern ^nope matches none of the 2 consumer groups, so no group is reported.",
+        "topic_pattern ^zz matches none of the 2 topics, so every group is reported with no partition."]
+    assert selection_problems(Options(topics=("orders",), topic_pattern="ord"), "g", {"g": 1}, ["g"], counts) == (None, [])
+    reports = [dict(group="g", partition_count=0), dict(group="h", partition_count=2)]
+    assert empty_group_warnings(Options(), reports) == []
+    assert empty_group_warnings(Options(topics=("orders",)), reports) == [
+        "1 group consumes none of the selected topics (topics orders) and is reported with no partition: g."]
