@@ -1,0 +1,391 @@
+# Copyright: streamops.day2 contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""The consume-process-produce loop and its commit discipline, per mode.
+
+exactly-once   records, their outputs and the group's offsets commit together in one Kafka transaction;
+               any doubt aborts the transaction and rewinds the touched partitions to the committed offsets.
+at-least-once  offsets of exactly the records processed are committed once their outputs are flushed;
+               only a crash between flush and commit can repeat records.
+auto-commit    the ordinary consumer, for comparison: librdkafka commits in the background whatever poll
+               returned, processed or not.
+
+In the first two modes the helper commits on partition revocation and on stop(), then leaves the group,
+so that the next owner of a partition starts exactly where this one ended.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
+
+from . import gate
+from .events import EventLog, ReadyFile, offsets_by_topic, partitions_by_topic
+from .settings import Settings
+
+POLL_SECONDS = 0.1          # the longest a stop request waits for poll() to return
+TXN_TIMEOUT = 30.0          # per transactional call; retriable errors are retried within it
+FLUSH_TIMEOUT = 30.0
+
+
+class Fatal(Exception):
+    """The helper cannot go on without risking the guarantee; it exits non-zero, committing nothing more."""
+
+
+def passthrough(msg):
+    """The default transform: the record itself (key and value) to the output topic."""
+    return [(msg.key(), msg.value())]
+
+
+def _error(exc):
+    return exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
+
+
+class ConsumerHelper:
+    """One consumer (and producer) of a group; run() until stop(), then commit, leave the group and return."""
+
+    def __init__(self, settings: Settings, process=None, stream=None):
+        self.settings = settings
+        if process is None and settings.output_topic:
+            process = passthrough
+        self.process = process
+        self.events = EventLog(settings, stream)
+        self.ready = ReadyFile(settings.ready_file)
+        self.eos = settings.mode == "exactly-once"
+        self.manual = settings.mode != "auto-commit"
+        self._stopping = False
+        self._dead = False          # after a Fatal: callbacks fired by close() must not commit anything
+        self._consumer = None
+        self._producer = None
+        self._in_txn = False
+        # (topic, partition) -> offset to commit for it: one past the last record processed. A partition is
+        # entered with the offset of the record in hand *before* processing, so that an abort rewinds it too.
+        self._pending = {}
+        self._in_hand = None        # the partition of the record being processed
+        self._batch_size = 0
+        self._batch_deadline = 0.0
+        self._delivery_error = None
+
+    def stop(self):
+        """Finish the record in hand, commit, leave the group, return from run(). Safe in signal handlers."""
+        self._stopping = True  # a plain flag: a lock taken in a signal handler could deadlock the main thread
+
+    def _should_stop(self):
+        return self._stopping
+
+    # -- life cycle ---------------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Consume until stop(); 0 after a clean stop, 1 after a fatal error (nothing uncertain committed)."""
+        s = self.settings
+        self.events.emit("starting", mode=s.mode, input=s.input_topics, output=s.output_topic, client_id=s.client_id,
+                         transactional_id=s.txn_id if self.eos else None, start_gate=s.start_gate,
+                         slow_s=s.slow_seconds, node=s.node_name)
+        try:
+            try:
+                if self._open():
+                    self._loop()
+                self._shutdown()
+            except Fatal as exc:
+                self.events.emit("fatal", error=str(exc))
+                self._abandon()
+                return 1
+        finally:
+            self.ready.remove()
+        return 0
+
+    def _open(self):
+        """Producer, consumer, start gate, subscription; False if stopped before subscribing."""
+        s = self.settings
+        if self.eos or s.output_topic:
+            self._producer = Producer(s.producer_conf())
+            if self.eos:
+                # Fences an older producer with the same transactional id and aborts what it left open, before
+                # this instance reads anything (the committed offsets wait for that abort).
+                self._kafka_call("init_transactions", self._producer.init_transactions, TXN_TIMEOUT)
+        self._consumer = Consumer(s.consumer_conf())
+        if s.start_gate == "after-others-leave":
+            self.ready.write("standby")
+            self.events.emit("standby", waiting_for="members of other generations to leave")
+            admin = AdminClient(s.admin_conf())
+            waited = gate.wait_for_others_to_leave(admin, s.group, s.generation, s.gate_poll_ms / 1000.0,
+                                                   self._should_stop, self.events.emit)
+            if waited is None:
+                return False
+            self.events.emit("gate-open", waited_s=round(waited, 3))
+        self._consumer.subscribe(s.input_topics, on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost)
+        self.events.emit("subscribed", topics=s.input_topics)
+        return True
+
+    def _loop(self):
+        while not self._stopping:
+            msg = self._consumer.poll(POLL_SECONDS)
+            if msg is not None:
+                error = msg.error()
+                if error is None:
+                    self._handle(msg)
+                elif error.fatal():
+                    raise Fatal("consumer: %s" % error)
+                else:
+                    self.events.emit("consumer-error", error=str(error))
+            if self._producer is not None:
+                self._producer.poll(0)  # delivery reports
+            if self._batch_size and (self._batch_size >= self.settings.batch_records or time.monotonic() >= self._batch_deadline):
+                self._commit("batch")
+
+    def _shutdown(self):
+        self.events.emit("stopping")
+        if self.manual:
+            self._commit("shutdown", always_log=True)
+        elif self._producer is not None:
+            self._producer.flush(FLUSH_TIMEOUT)
+        if self._consumer is not None:
+            self._consumer.close()  # leaves the group now rather than after the session timeout
+        self.events.emit("closed")
+
+    def _abandon(self):
+        """After a Fatal: abort what is open, leave the group; the next instance redoes what was not committed."""
+        self._dead = True
+        if self._in_txn:
+            try:
+                self._producer.abort_transaction(5)
+            except KafkaException:
+                pass
+        if self._consumer is not None:
+            try:
+                self._consumer.close()
+            except (KafkaException, RuntimeError):
+                pass
+
+    # -- records ----------------------------------------------------------------------------
+
+    def _handle(self, msg):
+        key = (msg.topic(), msg.partition())
+        if self.eos and not self._in_txn:
+            self._kafka_call("begin_transaction", self._producer.begin_transaction)
+            self._in_txn = True
+        if not self._batch_size:
+            self._batch_deadline = time.monotonic() + self.settings.batch_ms / 1000.0
+        if self.manual:
+            self._pending.setdefault(key, msg.offset())
+        slow = self.settings.slow_seconds
+        if slow:
+            gate.nap(slow, self._should_stop)  # cut short by stop(): the record is then finished at once
+        try:
+            self._in_hand = key
+            outputs = self.process(msg) if self.process is not None else None
+        except Exception as exc:
+            # What came before this record is done and may be committed; this one is left for the next instance.
+            self._commit("process-error", always_log=True)
+            raise Fatal("process hook failed on %s[%d]@%d: %r" % (msg.topic(), msg.partition(), msg.offset(), exc))
+        finally:
+            self._in_hand = None
+        try:
+            for out_key, out_value in outputs or ():
+                self._produce(out_key, out_value)
+        except KafkaException as exc:
+            if not self.eos:
+                raise Fatal("produce: %s" % exc)
+            self._recover(exc, "produce")
+            return
+        if self.manual:
+            self._pending[key] = msg.offset() + 1
+            self._batch_size += 1
+
+    def _produce(self, key, value):
+        if self._producer is None or not self.settings.output_topic:
+            return
+        callback = self._on_delivery if self.settings.mode == "at-least-once" else None
+        while True:
+            try:
+                self._producer.produce(self.settings.output_topic, value=value, key=key, on_delivery=callback)
+                return
+            except BufferError:  # local queue full: let deliveries drain it
+                self._producer.poll(0.05)
+
+    def _on_delivery(self, err, msg):
+        if err is not None:
+            self._delivery_error = err
+
+    # -- commits ------------------------------------------------------------------------------
+
+    def _commit(self, reason, always_log=False):
+        """Commit what was processed (exactly-once: the open transaction); no-op in auto-commit mode."""
+        if not self.manual:
+            return
+        committed = self._commit_transaction(reason) if self.eos else self._commit_offsets(reason)
+        self._batch_size = 0
+        if committed is None:
+            return
+        if reason == "shutdown":
+            committed = self._held_offsets(committed)
+        if always_log or (reason != "batch" and committed):
+            self.events.emit("committed", reason=reason, offsets=offsets_by_topic(committed))
+
+    def _held_offsets(self, committed):
+        """Where the next owner starts, for the partitions held and read from since their assignment: all that
+        poll() returned is processed and committed by now, so their positions are the committed offsets. Known
+        here, whereas the group coordinator's answer would wait for a rebalance in progress."""
+        held = dict(committed)
+        for tp in self._consumer.position(self._consumer.assignment()):
+            if tp.offset >= 0:
+                held[(tp.topic, tp.partition)] = max(tp.offset, held.get((tp.topic, tp.partition), 0))
+        return held
+
+    def _commit_transaction(self, reason):
+        """The offsets committed ({(topic, partition): offset}), or None if the transaction had to be aborted."""
+        if not self._in_txn:
+            self._pending.clear()
+            return {}
+        try:
+            offsets = self._positions()
+            if offsets:
+                self._kafka_call("send_offsets_to_transaction", self._producer.send_offsets_to_transaction, offsets,
+                                 self._consumer.consumer_group_metadata(), TXN_TIMEOUT)
+            self._kafka_call("commit_transaction", self._producer.commit_transaction, TXN_TIMEOUT)
+        except KafkaException as exc:
+            self._recover(exc, reason)
+            return None
+        self._in_txn = False
+        self._pending.clear()
+        return {(tp.topic, tp.partition): tp.offset for tp in offsets}
+
+    def _positions(self):
+        """The offsets to commit for the touched partitions: the consumer's position, which may already be past
+        transaction markers, and never less than one past the last record processed. The partition of a record
+        in hand (its processing failed) gets that record's offset: the position is already past it."""
+        wanted = [TopicPartition(topic, partition) for topic, partition in self._pending]
+        positions = self._consumer.position(wanted)
+        for tp in positions:
+            done = self._pending[(tp.topic, tp.partition)]
+            tp.offset = done if (tp.topic, tp.partition) == self._in_hand else max(tp.offset, done)
+        return positions
+
+    def _commit_offsets(self, reason):
+        """The offsets committed, or None if they could not be (kept for the next try, or rewound)."""
+        if not self._pending:
+            return {}
+        if self._producer is not None:
+            # Outputs first: offsets committed before their outputs are acknowledged could lose records.
+            undelivered = self._producer.flush(FLUSH_TIMEOUT)
+            if undelivered or self._delivery_error is not None:
+                self.events.emit("delivery-failed", reason=reason, undelivered=undelivered, error=str(self._delivery_error))
+                self._delivery_error = None
+                self._rewind()  # redo them: the outputs that did arrive are repeated, none is lost
+                return None
+        offsets = [TopicPartition(topic, partition, offset) for (topic, partition), offset in self._pending.items()]
+        try:
+            self._consumer.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as exc:
+            error = _error(exc)
+            if error is not None and error.fatal():
+                raise Fatal("commit: %s" % error)
+            # Kept for the next commit; partitions taken away meanwhile are dropped by the revoke callback and
+            # redone by their next owner.
+            self.events.emit("commit-failed", reason=reason, error=str(exc))
+            return None
+        committed, self._pending = self._pending, {}
+        return committed
+
+    def _recover(self, exc, reason):
+        """A failed transaction: abort it and go back to the committed offsets; fatal errors (fenced) end the run."""
+        error = _error(exc)
+        if error is not None and error.fatal():
+            raise Fatal("%s: %s" % (reason, error))
+        self._abort(reason, str(exc))
+
+    def _abort(self, reason, why, rewind=True):
+        self.events.emit("aborted", reason=reason, error=why)
+        try:
+            self._kafka_call("abort_transaction", self._producer.abort_transaction, TXN_TIMEOUT)
+        except KafkaException as abort_exc:
+            raise Fatal("abort_transaction after %s: %s" % (reason, abort_exc))
+        self._in_txn = False
+        self._batch_size = 0
+        if rewind:
+            self._rewind()
+        else:
+            self._pending.clear()
+
+    def _rewind(self):
+        """Seek the partitions touched since the last commit back to their committed offsets."""
+        touched, self._pending = list(self._pending), {}
+        assigned = {(tp.topic, tp.partition) for tp in self._consumer.assignment()}
+        wanted = [TopicPartition(topic, partition) for topic, partition in touched if (topic, partition) in assigned]
+        if not wanted:
+            return
+        reset = str(self.settings.consumer_conf().get("auto.offset.reset")).lower()
+        fallback = OFFSET_BEGINNING if reset in ("earliest", "smallest", "beginning") else OFFSET_END
+        try:
+            committed = self._consumer.committed(wanted, timeout=TXN_TIMEOUT)
+            for tp in committed:
+                if tp.offset < 0:
+                    tp.offset = fallback
+                self._consumer.seek(tp)
+        except KafkaException as exc:
+            raise Fatal("rewind: %s" % exc)
+        self.events.emit("rewound", offsets=offsets_by_topic({(tp.topic, tp.partition): tp.offset for tp in committed}))
+
+    def _kafka_call(self, what, call, *args):
+        """Call a transactional API, repeating it on retriable errors as librdkafka asks, within TXN_TIMEOUT."""
+        deadline = time.monotonic() + TXN_TIMEOUT
+        while True:
+            try:
+                return call(*args)
+            except KafkaException as exc:
+                error = _error(exc)
+                if error is not None and error.fatal():
+                    raise Fatal("%s: %s" % (what, error))
+                retriable = error is not None and error.retriable() and not error.txn_requires_abort()
+                if not retriable or time.monotonic() >= deadline:
+                    raise
+                self.events.emit("retrying", call=what, error=str(error))
+                time.sleep(0.1)
+
+    # -- rebalance callbacks (run inside poll() and close()) ------------------------------------
+
+    def _on_assign(self, consumer, partitions):
+        self.ready.write("active", partitions=partitions_by_topic(partitions))
+        self.events.emit("assigned", partitions=partitions_by_topic(partitions))
+
+    def _on_revoke(self, consumer, partitions):
+        self.events.emit("revoked", partitions=partitions_by_topic(partitions))
+        if self.manual and not self._dead:
+            # The whole open batch, also for partitions we keep (cooperative protocols): simplest, and correct.
+            self._commit("revoke")
+        self._forget(partitions)
+
+    def _on_lost(self, consumer, partitions):
+        # The group has moved on without us: our offsets can no longer be committed for these partitions and
+        # their new owner starts from the committed ones, so whatever is open is dropped, not committed.
+        self.events.emit("lost", partitions=partitions_by_topic(partitions))
+        if self.eos and self._in_txn and not self._dead:
+            try:
+                self._abort("lost", "partitions lost", rewind=False)
+            except Fatal as exc:
+                self.events.emit("fatal", error=str(exc))
+                self._dead = self._stopping = True
+        self._forget(partitions)
+
+    def _forget(self, partitions):
+        for tp in partitions:
+            self._pending.pop((tp.topic, tp.partition), None)
+
+
+def run(settings: Settings = None, process=None) -> int:
+    """Run a ConsumerHelper (settings from the environment by default) until SIGTERM or SIGINT; its exit code."""
+    helper = ConsumerHelper(settings or Settings.from_env(), process)
+    if threading.current_thread() is not threading.main_thread():
+        return helper.run()  # signals reach the main thread only: the caller stops the helper itself
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    for sig in previous:
+        signal.signal(sig, lambda signum, frame: helper.stop())
+    try:
+        return helper.run()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
