@@ -372,9 +372,15 @@ def test_cancel_puts_the_partitions_back_on_their_original_replicas(reassign, to
     started = reassign(plan=plan, throttle="100kB", wait=False)
     assert started["changed"] and ongoing(kp_admin, name) == [0, 1]
 
+    wait_for(lambda: broker_throttles(admin), "the throttle of the moves to show", 15)
     predicted = reassign(check=True, state="absent", plan=plan)
     assert predicted["changed"] and ongoing(kp_admin, name) == [0, 1]
+    assert broker_throttles(admin) and topic_throttle(admin, name)   # check mode removed nothing
     cancelled = reassign(state="absent", diff=True, plan=plan)
+    # check mode predicted the throttle removal the real run did (brokers and topic), and said so in its actions
+    assert cancelled["throttle"]["removed"]["brokers"] and cancelled["throttle"]["removed"]["topics"] == [name]
+    assert predicted["throttle"]["removed"] == cancelled["throttle"]["removed"], (predicted["throttle"], cancelled["throttle"])
+    assert predicted["actions"] == cancelled["actions"]
     # Kafka puts back the original replica set; the order is the one it held while moving (the preferred leader may
     # change), which is why the rollback plan of the run is worth keeping.
     assert cancelled["changed"] and [sorted(c["after"]) for c in cancelled["cancelled"]] == [[1, 2], [2, 3]]

@@ -260,7 +260,7 @@ class Throttling:
             human_bytes(self.rate), ",".join(str(b) for b in sorted(self.touched_brokers)), ",".join(sorted(self.touched_topics)))
 
 
-def clear_throttle(brokers, view, topics, touched=None, check_mode=False, confirm_timeout=30.0):
+def clear_throttle(brokers, view, topics, touched=None, check_mode=False, confirm_timeout=30.0, cancelling=()):
     """Remove reassignment throttles from the live brokers and from ``topics``.
 
     ``touched`` holds the (brokers, topics) this run set: they are cleared whether or not the brokers
@@ -270,12 +270,13 @@ def clear_throttle(brokers, view, topics, touched=None, check_mode=False, confir
     someone else's running reassignment keeps its throttle. Then waits until the brokers no longer
     report what was cleared. Returns (removed, offline, lingering): what was (or would be) removed,
     the offline brokers that could not be checked (Kafka takes a broker's config only through that
-    broker), and whatever still showed when ``confirm_timeout`` ran out.
+    broker), and whatever still showed when ``confirm_timeout`` ran out. ``cancelling`` holds the keys
+    a check-mode cancel would have cancelled first: they count as no longer moving, as in the real run.
     """
     touched_brokers, touched_topics = touched or ((), ())
     live = {b for b, alive in view.brokers.items() if alive}
     offline = sorted(b for b, alive in view.brokers.items() if not alive)
-    moving = brokers.ongoing()
+    moving = {key: state for key, state in brokers.ongoing().items() if key not in set(cancelling)}
     moving_topics = {t for t, unused in moving}
     existing = (set(topics) & set(view.topics)) - moving_topics
     on_brokers, on_topics = brokers.throttles_set(set() if moving else live, existing)
@@ -654,7 +655,8 @@ def cancel(kafka, plan, params):
                               after=list(state.replicas) if state is not None and not kafka.check_mode else original))
     removed, left = {"brokers": [], "topics": []}, []
     if not params["keep_throttle"]:
-        removed, left, lingering = clear_throttle(brokers, after_view, topics, check_mode=kafka.check_mode)
+        removed, left, lingering = clear_throttle(brokers, after_view, topics, check_mode=kafka.check_mode,
+                                                  cancelling=set(ongoing) if kafka.check_mode else ())
         if lingering["brokers"] or lingering["topics"]:
             kafka.warn("The brokers still report the throttle on %s after it was removed; check with kafka-configs --describe."
                        % _where(lingering))
