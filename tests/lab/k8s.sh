@@ -380,15 +380,32 @@ start_proc() {
   die "$name did not start (see $LOGS/$name.log)"
 }
 
-# stop NAME MARKER [TIMEOUT]: SIGTERM, then SIGKILL after TIMEOUT seconds.
-stop_proc() {
-  local name=$1 marker=$2 timeout=${3:-30} pid i
-  if pid=$(pid_of "$name" "$marker"); then
-    kill -TERM "$pid" 2> /dev/null || true
-    for i in $(seq $((timeout * 10))); do [ -d "/proc/$pid" ] || break; sleep 0.1; done
-    if [ -d "/proc/$pid" ]; then say "$name (pid $pid) ignored SIGTERM for ${timeout}s: SIGKILL"; kill -KILL "$pid" 2> /dev/null || true; fi
-  fi
-  rm -f "$PIDS/$name.pid"
+# stop_procs TIMEOUT NAME MARKER [NAME MARKER ...]: SIGTERM to all of them at once, then wait for
+# all; SIGKILL for any still there after TIMEOUT seconds.
+stop_procs() {
+  local timeout=$1 names=() pids=() pid i; shift
+  while [ $# -ge 2 ]; do
+    if pid=$(pid_of "$1" "$2"); then
+      kill -TERM "$pid" 2> /dev/null || true
+      names+=("$1"); pids+=("$pid")
+    fi
+    rm -f "$PIDS/$1.pid"
+    shift 2
+  done
+  local deadline=$((SECONDS + timeout)) left
+  while :; do
+    left=()
+    for i in "${!pids[@]}"; do [ ! -d "/proc/${pids[$i]}" ] || left+=("$i"); done
+    [ ${#left[@]} -gt 0 ] || break
+    if [ $SECONDS -ge $deadline ]; then
+      for i in "${left[@]}"; do
+        say "${names[$i]} (pid ${pids[$i]}) ignored SIGTERM for ${timeout}s: SIGKILL"
+        kill -KILL "${pids[$i]}" 2> /dev/null || true
+      done
+      deadline=$((SECONDS + 5))
+    fi
+    sleep 0.05
+  done
 }
 
 # Markers: a path only our own instance of each program has on its command line.
@@ -512,10 +529,11 @@ consumer_files() {
     LC_ALL=C sort)
 }
 
-# streamops-lab/consumer:1 = docker.sh's Python rootfs (Debian bookworm's python3 3.11) + a layer
-# with confluent-kafka and, when consumer/pyproject.toml exists, the repo's streamops_consumer,
-# installed by the venv's pip (the same CPython 3.11 ABI) into /usr/lib/python3/dist-packages.
-# Keyed on the consumer's files, so an edit there gives a new image at the next `up`.
+# streamops-lab/consumer:1 = three layers: docker.sh's Python rootfs (Debian bookworm's python3
+# 3.11); confluent-kafka; and, when consumer/pyproject.toml exists, the repo's streamops_consumer.
+# Both are installed by the venv's pip (the same CPython 3.11 ABI) with --target
+# /usr/lib/python3/dist-packages. The image is keyed on the consumer's files, so an edit there
+# gives a new image at the next `up`; only its small top layer is new to containerd then.
 consumer_key() {
   local base=$IMAGES/python-rootfs.tar
   {
@@ -524,6 +542,15 @@ consumer_key() {
     sha256sum "$HERE/image.py"
     (cd "$ROOT" && consumer_files | while read -r f; do sha256sum "$f"; done)
   } | sha256sum | cut -c1-16
+}
+pip_target() {  # DIR PIP-ARGS...: pip install --target DIR/usr/lib/python3/dist-packages
+  local dir=$1; shift
+  rm -rf "$dir" && mkdir -p "$dir/usr/lib/python3/dist-packages"
+  "$VENV_PIP" install --quiet --disable-pip-version-check --no-warn-script-location --no-compile \
+    --prefer-binary --target "$dir/usr/lib/python3/dist-packages" "$@" > "$IMAGES/k8s-consumer-pip.log" 2>&1 ||
+    { tail -20 "$IMAGES/k8s-consumer-pip.log"; die "pip install $* for the consumer image failed"; }
+  # Console scripts would point at the venv's python: use `python3 -m ...` in the image.
+  rm -rf "$dir/usr/lib/python3/dist-packages/bin"
 }
 build_consumer_image() {
   local base=$IMAGES/python-rootfs.tar
@@ -535,25 +562,26 @@ build_consumer_image() {
   CONSUMER_TAR=$IMAGES/k8s-consumer-$key.tar
   [ -s "$CONSUMER_TAR" ] && return 0
   [ -x "$VENV_PIP" ] || die "no $VENV_PIP (the repo's venv) to install the image's Python packages"
-  local dir=$IMAGES/build-consumer src=$IMAGES/build-consumer-src
-  rm -rf "$dir" "$src" && mkdir -p "$dir/usr/lib/python3/dist-packages"
-  local pkgs=("confluent-kafka==$CONFLUENT_KAFKA_VERSION")
+  local ck=$IMAGES/k8s-layer-confluent-kafka-$CONFLUENT_KAFKA_VERSION
+  if [ ! -d "$ck" ]; then
+    pip_target "$ck.tmp" "confluent-kafka==$CONFLUENT_KAFKA_VERSION"
+    mv "$ck.tmp" "$ck"
+  fi
+  local layers=(--layer "$base" --layer "$ck") top=$IMAGES/build-consumer src=$IMAGES/build-consumer-src
+  rm -rf "$src"
   if [ -f "$ROOT/consumer/pyproject.toml" ]; then
     # pip builds a local project in place: build from a copy, never in the colleague's tree.
     mkdir -p "$src"
     (cd "$ROOT" && consumer_files | tar -cf - -T -) | tar -xf - -C "$src"
-    pkgs+=("$src/consumer")
+    pip_target "$top" --no-deps "$src/consumer"
+    layers+=(--layer "$top")
   else
     say "consumer/pyproject.toml not there yet: image without streamops_consumer"
   fi
-  "$VENV_PIP" install --quiet --disable-pip-version-check --no-warn-script-location --no-compile \
-    --prefer-binary --target "$dir/usr/lib/python3/dist-packages" "${pkgs[@]}" > "$IMAGES/k8s-consumer-pip.log" 2>&1 ||
-    { tail -20 "$IMAGES/k8s-consumer-pip.log"; die "pip install for the consumer image failed"; }
-  rm -rf "$dir/usr/lib/python3/dist-packages/bin"
-  "$PYTHON" "$HERE/image.py" "$CONSUMER_TAR" --tag "$IMAGE_CONSUMER" --layer "$base" --layer "$dir" \
+  "$PYTHON" "$HERE/image.py" "$CONSUMER_TAR" --tag "$IMAGE_CONSUMER" "${layers[@]}" \
     --env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin --env PYTHONUNBUFFERED=1 \
     --cmd '["python3"]' > /dev/null
-  rm -rf "$dir" "$src"
+  rm -rf "$top" "$src"
   find "$IMAGES" -maxdepth 1 -name 'k8s-consumer-*.tar' ! -name "k8s-consumer-$key.tar" -delete
 }
 
@@ -569,8 +597,29 @@ import_image() {
   fi
   ctr_n "$n" images import "$tar" > /dev/null 2>> "$LOGS/images.log" ||
     die "ctr images import $tar into node $n failed (log: $LOGS/images.log)"
+  # The CRI keeps a sha256:<config> name per image it saw; drop those of images no tag points
+  # at any more (replaced consumer images), so containerd can collect their content.
+  local tagged id
+  tagged=$(ctr_n "$n" images ls | awk 'NR > 1 && $1 !~ /^sha256:/ { print $3 }')
+  for id in $(ctr_n "$n" images ls | awk 'NR > 1 && $1 ~ /^sha256:/ { print $1 " " $3 }' |
+    while read -r name digest; do grep -qxF "$digest" <<< "$tagged" || echo "$name"; done); do
+    ctr_n "$n" images rm "$id" > /dev/null 2>&1 || true
+  done
   { grep -vF -- "$ref " "$stamp" 2> /dev/null || true; echo "$want"; } > "$stamp.tmp"
   mv "$stamp.tmp" "$stamp"
+}
+# Both nodes at once (while the apiserver starts).
+import_images() {
+  local n pids=() p rc=0
+  for n in "${NODES[@]}"; do
+    wait_for "containerd $n" 30 "containerd-$n" "$(m_containerd "$n")" containerd_ready "$n"
+  done
+  for n in "${NODES[@]}"; do
+    { import_image "$n" "$IMAGE_PAUSE" "$IMAGES/k8s-pause.tar"; import_image "$n" "$IMAGE_CONSUMER" "$CONSUMER_TAR"; } &
+    pids+=($!)
+  done
+  for p in "${pids[@]}"; do wait "$p" || rc=1; done
+  [ $rc = 0 ] || die "image import failed (log: $LOGS/images.log)"
 }
 full_ref() { case $1 in docker.io/*) echo "$1" ;; */*) echo "docker.io/$1" ;; *) echo "docker.io/library/$1" ;; esac; }
 
@@ -629,22 +678,30 @@ start_containerd() {
 }
 containerd_ready() { "$CTR" -a "$(node_sock "$1")" version; }
 
+# NODE_SINCE[X]: when this run started node X's kubelet (a status older than that is stale:
+# the Node object keeps its last Ready condition in etcd across a down/up).
+declare -A NODE_SINCE=()
 start_kubelet() {
   local n=$1 name; name=$(node_name "$n")
   pid_of "kubelet-$n" "$(m_kubelet "$n")" > /dev/null && return 0
+  NODE_SINCE[$n]=$(date -u +%Y-%m-%dT%H:%M:%SZ)
   start_proc "kubelet-$n" "$BIN/kubelet" "$(m_kubelet "$n")" \
     --kubeconfig="$(node_dir "$n")/kubelet.kubeconfig" --hostname-override="$name" \
     --root-dir="$(kubelet_root "$n")" --cert-dir="$(node_dir "$n")/kubelet-pki" \
     --node-ip="$(node_ip "$n")" --node-labels="$REGION_LABEL=$n" --v=0
 }
 
-# Ready, and none of the node lifecycle taints (not-ready/unreachable) left: pods schedule now.
+# Ready (reported by the kubelet this run started, if it started one), and none of the node
+# lifecycle taints (not-ready/unreachable) left: pods schedule now.
 nodes_ready() {
-  local out; out=$(kc get nodes -l "!type" -o jsonpath='{range .items[*]}{.metadata.name}{" "}{.status.conditions[?(@.type=="Ready")].status}{" "}{.spec.taints[*].key}{"\n"}{end}') || return 1
-  local n line
+  local out; out=$(kc get nodes -l "!type" -o jsonpath='{range .items[*]}{.metadata.name}{" "}{.status.conditions[?(@.type=="Ready")].status}{" "}{.status.conditions[?(@.type=="Ready")].lastHeartbeatTime}{" "}{.spec.taints[*].key}{"\n"}{end}') || return 1
+  local n line name ready beat taints
   for n in "${NODES[@]}"; do
     line=$(grep "^$(node_name "$n") " <<< "$out") || return 1
-    case $line in *" True"*node.kubernetes.io/*) return 1 ;; *" True"*) ;; *) return 1 ;; esac
+    read -r name ready beat taints <<< "$line"
+    [ "$ready" = True ] || return 1
+    case " $taints" in *" node.kubernetes.io/"*) return 1 ;; esac
+    [ -z "${NODE_SINCE[$n]:-}" ] || [[ ! $beat < ${NODE_SINCE[$n]} ]] || return 1
   done
 }
 wait_nodes() {
@@ -750,10 +807,7 @@ cmd_up() {
   timed "images built" eval 'build_pause_image; build_consumer_image'
   timed "etcd ready" wait_for "etcd health" 60 etcd "$(m_etcd)" etcd_ready
   start_apiserver
-  for n in "${NODES[@]}"; do
-    wait_for "containerd $n" 30 "containerd-$n" "$(m_containerd "$n")" containerd_ready "$n"
-    timed "images node $n" eval 'import_image '"$n"' "$IMAGE_PAUSE" "$IMAGES/k8s-pause.tar"; import_image '"$n"' "$IMAGE_CONSUMER" "$CONSUMER_TAR"'
-  done
+  timed "images imported" import_images
   timed "apiserver ready" wait_for "apiserver /readyz" 120 apiserver "$(m_apiserver)" api_ready
   start_cm
   start_scheduler
@@ -797,18 +851,22 @@ delete_pods() {
 }
 
 # After the kubelet: any task still running in the node's containerd is killed and deleted, so
-# its shim exits; a shim still serving our containerd socket after that is ended by its pid.
+# its shim exits.
+reap_tasks() {
+  local n=$1 id
+  pid_of "containerd-$n" "$(m_containerd "$n")" > /dev/null || return 0
+  for id in $(ctr_n "$n" tasks ls -q 2> /dev/null); do
+    ctr_n "$n" tasks kill -s SIGKILL "$id" > /dev/null 2>&1 || true
+  done
+  for id in $(ctr_n "$n" tasks ls -q 2> /dev/null); do
+    ctr_n "$n" tasks delete -f "$id" > /dev/null 2>&1 || true
+  done
+}
+
+# After containerd: a shim still serving our containerd socket is ended by its pid, and whatever
+# the node mounted (netns, rootfs, kubelet volumes) is unmounted.
 reap_node() {
-  local n=$1 id pid sock; sock=$(node_sock "$n")
-  if pid_of "containerd-$n" "$(m_containerd "$n")" > /dev/null; then
-    for id in $(ctr_n "$n" tasks ls -q 2> /dev/null); do
-      ctr_n "$n" tasks kill -s SIGKILL "$id" > /dev/null 2>&1 || true
-    done
-    for id in $(ctr_n "$n" tasks ls -q 2> /dev/null); do
-      ctr_n "$n" tasks delete -f "$id" > /dev/null 2>&1 || true
-    done
-  fi
-  stop_proc "containerd-$n" "$(m_containerd "$n")" 20
+  local n=$1 pid sock; sock=$(node_sock "$n")
   for pid in $(grep -lF -- "$sock" /proc/[0-9]*/cmdline 2> /dev/null | cut -d/ -f3); do
     case $(readlink "/proc/$pid/exe" 2> /dev/null) in
       */containerd-shim*) say "ending leftover shim $pid of node $n"; kill -TERM "$pid" 2> /dev/null || true ;;
@@ -817,6 +875,9 @@ reap_node() {
   umount_below "$(node_run "$n")"
   umount_below "$(kubelet_root "$n")"
   umount_below "$(node_dir "$n")"
+  # The kubelet links every container's log into /var/log/containers (a fixed path); those of
+  # containers it had no time to collect point into our pod-logs folder.
+  find /var/log/containers -maxdepth 1 -type l -lname "$(node_dir "$n")/pod-logs/*" -delete 2> /dev/null || true
 }
 
 cmd_down() {
@@ -826,18 +887,18 @@ cmd_down() {
   # shellcheck disable=SC1090
   if [ -f "$STATE" ]; then . "$STATE"; fi
   local n
-  stop_proc kwok "$(m_kwok)" 10
-  stop_proc controller-manager "$(m_cm)" 10
-  stop_proc scheduler "$(m_scheduler)" 10
+  timed "controllers stopped" stop_procs 10 kwok "$(m_kwok)" controller-manager "$(m_cm)" scheduler "$(m_scheduler)"
   timed "pods deleted" delete_pods
-  for n in "${NODES[@]}"; do stop_proc "kubelet-$n" "$(m_kubelet "$n")" 20; done
+  timed "kubelets stopped" stop_procs 20 kubelet-a "$(m_kubelet a)" kubelet-b "$(m_kubelet b)"
+  timed "tasks ended" eval 'for n in "${NODES[@]}"; do reap_tasks "$n"; done'
+  # Nothing needs the API any more: the control plane stops together with the containerds.
+  timed "the rest stopped" stop_procs 20 containerd-a "$(m_containerd a)" containerd-b "$(m_containerd b)" \
+    apiserver "$(m_apiserver)" etcd "$(m_etcd)"
   for n in "${NODES[@]}"; do reap_node "$n"; done
-  stop_proc apiserver "$(m_apiserver)" 20
-  stop_proc etcd "$(m_etcd)" 20
   for n in "${NODES[@]}"; do
     ! ip link show "$(node_bridge "$n")" > /dev/null 2>&1 || ip link del "$(node_bridge "$n")"
     remove_cgroups "$n"
-    rm -rf "$(node_run "$n")/cni-ipam"
+    rm -rf "$(node_run "$n")/cni-ipam" "$(node_dir "$n")/pod-logs"   # every pod is gone by now
   done
   restore_sysctls
   del_blackholes

@@ -2,7 +2,8 @@
 # End-to-end check of the Kubernetes lab (tests/lab/k8s.sh up first): on each region's real node,
 # a hostNetwork pod of the consumer image imports confluent_kafka (and streamops_consumer when the
 # image has it), then `kubectl logs` and `kubectl exec` are checked against it, and it is deleted.
-# Then a pod on each node's pod network answers HTTP from the host on its pod IP.
+# Then a pod on each node's pod network answers HTTP from the host on its pod IP and has its
+# service account token mounted.
 # Also checks that ctr sees the pod's container by id on that node's containerd (tests SIGKILL
 # consumer processes that way). Prints how long each step took.
 set -euo pipefail
@@ -110,7 +111,6 @@ metadata:
   labels: {app: lab-smoke}
 spec:
   terminationGracePeriodSeconds: 1
-  automountServiceAccountToken: false
   nodeSelector: {$K8S_REGION_LABEL: $region}
   containers:
   - name: web
@@ -125,6 +125,9 @@ EOF
   ip=$(k -n $NS get pod "$pod" -o jsonpath='{.status.podIP}')
   [ "${ip%.*}" = "${!node_ip_var%.*}" ] || fail "pod IP $ip not in the /24 of node IP ${!node_ip_var}"
   curl -sf --max-time 5 "http://$ip:8080/os-release" | grep -q bookworm || fail "no answer from http://$ip:8080"
+  # The projected service account token (needs the controller-manager's kube-root-ca.crt).
+  k -n $NS exec "$pod" -- python3 -c 'import os; d = "/var/run/secrets/kubernetes.io/serviceaccount"; assert {"token", "ca.crt", "namespace"} <= set(os.listdir(d))' ||
+    fail "no service account token in $pod"
   echo "smoke: region $region: pod-network pod $ip Ready and answering in $(ms_since "$t0") ms"
   k -n $NS delete pod "$pod" --wait=true --timeout=30s > /dev/null
 }
