@@ -230,7 +230,7 @@ def test_clear_errors_and_nothing_changed(k8s, app):
     one = app()
     generation = one.read().metadata.generation
     cases = [
-        (dict(name="nosuch"), "Deployment %s/nosuch does not exist" % one.namespace),
+        (dict(name="nosuch", regions=["b"]), "Deployment %s/nosuch does not exist" % one.namespace),
         (dict(regions=["z"]), "No region to move Deployment %s/consumer to: z has no Ready node" % one.namespace),
         (dict(regions=["a"], rotate=True), "the only region"),
         (dict(regions=[]), "regions is empty"),
