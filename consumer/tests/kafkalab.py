@@ -53,8 +53,8 @@ class Lab:
         self.servers = servers
         self.admin = AdminClient({"bootstrap.servers": servers})
 
-    def create_topics(self, *names):
-        futures = self.admin.create_topics([NewTopic(name, PARTITIONS, 3) for name in names], operation_timeout=30)
+    def create_topics(self, *names, config=None):
+        futures = self.admin.create_topics([NewTopic(name, PARTITIONS, 3, config=config or {}) for name in names], operation_timeout=30)
         for future in futures.values():
             future.result()
         # Every broker must know them before producers and consumers look them up.
@@ -75,11 +75,11 @@ class Lab:
                 except Exception:
                     pass
 
-    def produce_sequence(self, topic, count):
-        """Values (and keys) "0".."count-1", spread evenly over the partitions."""
+    def produce_sequence(self, topic, count, start=0):
+        """Values (and keys) "start".."count-1", spread evenly over the partitions."""
         producer = Producer({"bootstrap.servers": self.servers, "acks": "all", "linger.ms": 20})
         failed = []
-        for i in range(count):
+        for i in range(start, count):
             producer.produce(topic, key=str(i), value=str(i), partition=i % PARTITIONS,
                              on_delivery=lambda err, msg: failed.append(err) if err else None)
             producer.poll(0)
@@ -157,7 +157,8 @@ class Instance:
     def __init__(self, name, env, logdir):
         self.name = name
         self.ready_file = str(logdir / ("%s.ready" % name))
-        full = dict(os.environ, PYTHONPATH=str(SRC), STREAMOPS_INSTANCE=name, STREAMOPS_READY_FILE=self.ready_file)
+        path = os.pathsep.join(filter(None, [str(SRC), os.environ.get("PYTHONPATH")]))
+        full = dict(os.environ, PYTHONPATH=path, STREAMOPS_INSTANCE=name, STREAMOPS_READY_FILE=self.ready_file)
         full.update(env)
         self.stderr_path = logdir / ("%s.%d.stderr" % (name, time.monotonic_ns()))
         self._stderr = open(self.stderr_path, "w")

@@ -90,7 +90,7 @@ class ConsumerHelper:
                 if self._open():
                     self._loop()
                 self._shutdown()
-            except Fatal as exc:
+            except (Fatal, KafkaException) as exc:  # a KafkaException here is one no commit path expected
                 self.events.emit("fatal", error=str(exc))
                 self._abandon()
                 return 1
@@ -355,7 +355,8 @@ class ConsumerHelper:
     def _on_revoke(self, consumer, partitions):
         self.events.emit("revoked", partitions=partitions_by_topic(partitions))
         if self.manual and not self._dead:
-            # The whole open batch, also for partitions we keep (cooperative protocols): simplest, and correct.
+            # Before the partitions go: their next owner starts from these offsets. The whole open batch, also
+            # for partitions kept (cooperative protocols): simplest, and correct.
             self._commit("revoke")
         self._forget(partitions)
 
@@ -364,11 +365,7 @@ class ConsumerHelper:
         # their new owner starts from the committed ones, so whatever is open is dropped, not committed.
         self.events.emit("lost", partitions=partitions_by_topic(partitions))
         if self.eos and self._in_txn and not self._dead:
-            try:
-                self._abort("lost", "partitions lost", rewind=False)
-            except Fatal as exc:
-                self.events.emit("fatal", error=str(exc))
-                self._dead = self._stopping = True
+            self._abort("lost", "partitions lost", rewind=False)  # a Fatal raised here comes out of poll()
         self._forget(partitions)
 
     def _forget(self, partitions):
