@@ -204,26 +204,18 @@ class RelocationLab:
 
     # -- moving --------------------------------------------------------------------------------
 
-    def ansible_env(self):
-        env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK="json", ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
-                   KUBECONFIG=self.env["KUBECONFIG"], KAFKA_BOOTSTRAP_SERVERS=self.servers)
-        return env
-
-    def _results(self, proc):
-        """k8s_consumer_relocate results from a json-callback run."""
-        try:
-            report = json.loads(proc.stdout[proc.stdout.index("{"):])
-        except ValueError:
-            raise AssertionError("ansible's output is not JSON (rc %d): %s %s" % (proc.returncode, proc.stdout[-2000:], proc.stderr[-2000:]))
-        found = []
-        for play in report.get("plays", []):
-            for task in play["tasks"]:
-                for host in task["hosts"].values():
-                    for result in host.get("results", [host]):
-                        if "gap_seconds" in result:
-                            found.append(result)
+    def ansible(self, argv):
+        """Run ansible or ansible-playbook; returns the k8s_consumer_relocate results it produced (test callback)."""
+        results = ROOT / ".lab" / "reports" / ("results-%s.jsonl" % uuid.uuid4().hex[:8])
+        results.parent.mkdir(parents=True, exist_ok=True)
+        env = dict(os.environ, KUBECONFIG=self.env["KUBECONFIG"], KAFKA_BOOTSTRAP_SERVERS=self.servers, RELOCATION_RESULTS=str(results),
+                   ANSIBLE_CALLBACK_PLUGINS=str(Path(__file__).resolve().parent / "callback_plugins"),
+                   ANSIBLE_CALLBACKS_ENABLED="relocation_results", ANSIBLE_LOAD_CALLBACK_PLUGINS="1")
+        proc = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+        found = [json.loads(line) for line in results.read_text().splitlines()] if results.exists() else []
+        results.unlink(missing_ok=True)
         if proc.returncode != 0:
-            raise AssertionError("ansible failed (rc %d): %s" % (proc.returncode, json.dumps(report.get("stats")) + proc.stdout[-3000:]))
+            raise AssertionError("%s failed (rc %d): %s\n%s" % (argv[0], proc.returncode, proc.stdout[-3000:], proc.stderr[-2000:]))
         return found
 
     def playbook(self, max_lag, cooldown=0):
@@ -231,9 +223,8 @@ class RelocationLab:
         jobs = {"lag_relocation_jobs": [{"name": self.name, "namespace": self.namespace, "group": self.group, "regions": ["a", "b"],
                                          "max_lag": max_lag, "cooldown": cooldown, "strategy": self.strategy}]}
         started = time.monotonic()
-        proc = subprocess.run(["ansible-playbook", "-i", str(ROOT / "inventories" / "lab"), str(ROOT / "playbooks" / "lag_relocation.yml"),
-                               "-e", json.dumps(jobs)], cwd=ROOT, env=self.ansible_env(), capture_output=True, text=True, timeout=600)
-        moves = [r for r in self._results(proc) if r.get("changed")]
+        moves = [r for r in self.ansible(["ansible-playbook", "-i", str(ROOT / "inventories" / "lab"),
+                                          str(ROOT / "playbooks" / "lag_relocation.yml"), "-e", json.dumps(jobs)]) if r.get("changed")]
         for move in moves:
             self._record("playbook (lag)", move, time.monotonic() - started)
         return moves
@@ -243,9 +234,8 @@ class RelocationLab:
         args = dict(name=self.name, namespace=self.namespace, group=self.group, regions=[region], strategy=self.strategy,
                     bootstrap_servers=self.servers.split(","), reason="planned move back")
         started = time.monotonic()
-        proc = subprocess.run(["ansible", "localhost", "-i", str(ROOT / "inventories" / "lab"), "-m", "streamops.day2.k8s_consumer_relocate",
-                               "-a", json.dumps(args)], cwd=ROOT, env=self.ansible_env(), capture_output=True, text=True, timeout=600)
-        moves = [r for r in self._results(proc) if r.get("changed")]
+        moves = [r for r in self.ansible(["ansible", "localhost", "-i", str(ROOT / "inventories" / "lab"),
+                                          "-m", "streamops.day2.k8s_consumer_relocate", "-a", json.dumps(args)]) if r.get("changed")]
         for move in moves:
             self._record("module (planned)", move, time.monotonic() - started)
         return moves
