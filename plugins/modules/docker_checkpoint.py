@@ -87,6 +87,8 @@ options:
       - Directory of a checkpoint store (created when missing). Without it, versions live in the engine.
       - It must be at the same path on this host and on the engine's host (shared storage such as NFS, or the same host),
         because the engine writes the checkpoint there.
+      - A run that fails after the dump (the store full, for example) removes what it wrote into the store: the dump, the
+        image archive, the container's folder and the store itself when it made them.
     type: path
   store_format:
     description:

@@ -308,3 +308,89 @@ def test_hostile_names_are_refused_before_any_side_effect(docker, checkpoint, na
     assert not store.exists() and sorted(os.listdir(tmp_path)) == []
     assert docker.cli("a", "inspect", "-f", "{{.State.Running}}", name).strip() == "true"
     assert "Traceback" not in json.dumps(results)
+
+
+@pytest.fixture
+def small_fs(tmp_path):
+    """make(bytes): a tmpfs of that size (a store that runs out of space half way through a version)."""
+    mounts = []
+
+    def make(size):
+        path = tmp_path / ("fs%d" % len(mounts))
+        path.mkdir()
+        proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=%d,mode=0700" % size, "tmpfs", str(path)],
+                              capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            pytest.skip("cannot mount a tmpfs here (%s)" % proc.stderr.strip())
+        mounts.append(path)
+        return path
+    yield make
+    for path in mounts:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def _blocks(path):
+    """Bytes a file or a tree takes on disk."""
+    path = Path(path)
+    files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
+    return sum(p.stat().st_blocks * 512 for p in files)
+
+
+def _tree(root):
+    return sorted(str(p.relative_to(root)) for p in Path(root).rglob("*"))
+
+
+@pytest.mark.parametrize("fmt", ["archive", "dedup"])
+def test_a_failure_after_the_dump_leaves_nothing_of_the_run_in_the_store(docker, checkpoint, names, tmp_path, small_fs, fmt):
+    """The store fills up after CRIU's dump (while the version is archived or packed): the run fails in one sentence, and
+    what it wrote (the dump, the image archive, the container's folder, the store itself) is gone; the container runs on."""
+    name = names()
+    docker.run_counter("a", name)
+    docker.wait_lines("a", name, 3)
+    scratch = tmp_path / "scratch"
+    sized = checkpoint(container=name, store_path=str(scratch), method="runc")
+    assert sized["changed"] and sized["rc"] == 0, sized
+    dump = _blocks(scratch / name / sized["checkpoint"]["name"] / "images")
+    image = _blocks(scratch / ".images")
+    assert dump > 64 * 1024 and image > 0, (dump, image)
+
+    # 1. a new store: nothing at all may be left
+    fresh = small_fs(image + dump + dump // 2)
+    failed = checkpoint(container=name, store_path=str(fresh / "store"), store_format=fmt, method="runc")
+    assert failed.get("failed") and "nothing of this run was kept in the store" in failed["msg"], failed
+    assert "Traceback" not in failed["msg"] and "Unexpected" not in failed["msg"] and "\n" not in failed["msg"]
+    assert _tree(fresh) == []
+
+    # 2. a store holding a version already: it stays as it was, valid
+    used = small_fs(image + 2 * dump + dump // 2)
+    store = used / "store"
+    kept = checkpoint(container=name, store_path=str(store), store_format="directory", method="runc")
+    assert kept["changed"] and kept["rc"] == 0, kept
+    before = _tree(store)
+    failed = checkpoint(container=name, store_path=str(store), store_format=fmt, method="runc")
+    assert failed.get("failed") and "nothing of this run was kept in the store" in failed["msg"], failed
+    assert _tree(store) == before
+    info = checkpoint(container=name, store_path=str(store), state="query")
+    assert [(v["name"], v["valid"]) for v in info["versions"]] == [(kept["checkpoint"]["name"], True)], info["versions"]
+
+    assert docker.cli("a", "inspect", "-f", "{{.State.Running}}", name).strip() == "true"
+    seen = len(docker.lines("a", name))
+    docker.wait_lines("a", name, seen + 3)
+
+
+def test_check_mode_with_a_store_predicts_the_store_and_the_image_and_writes_nothing(docker, checkpoint, names, tmp_path):
+    name = names()
+    docker.run_counter("a", name)
+    store = tmp_path / "store"
+    missing = checkpoint(container=name + "-nosuch", store_path=str(store))
+    assert missing.get("failed") and not store.exists(), missing     # no store made for a container that is not there
+    predicted = checkpoint(container=name, store_path=str(store), check=True)
+    assert predicted["changed"] and predicted["rc"] == 0, predicted
+    assert predicted["actions"][0] == "create the checkpoint store %s" % store
+    assert predicted["actions"][1].startswith("save image %s (sha256:" % docker.tiny) and predicted["actions"][1].endswith(") into the store")
+    assert predicted["actions"][2].startswith("checkpoint container %s as ckpt-" % name)
+    assert not store.exists()
+    real = checkpoint(container=name, store_path=str(store))
+    assert real["changed"] and real["actions"][:2] == predicted["actions"][:2], (real["actions"], predicted["actions"])
+    again = checkpoint(container=name, store_path=str(store), check=True)
+    assert [a for a in again["actions"] if "save image" in a or "create the checkpoint store" in a] == [], again["actions"]

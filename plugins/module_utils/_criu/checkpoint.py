@@ -20,7 +20,7 @@ from ansible_collections.streamops.day2.plugins.module_utils._criu import contai
 from ansible_collections.streamops.day2.plugins.module_utils._criu import images as criu_images
 from ansible_collections.streamops.day2.plugins.module_utils._criu import names
 from ansible_collections.streamops.day2.plugins.module_utils._criu import restore as criu_restore
-from ansible_collections.streamops.day2.plugins.module_utils._criu.store import Store, StoreError, utc_now, version_name
+from ansible_collections.streamops.day2.plugins.module_utils._criu.store import MARKER, Store, StoreError, utc_now, version_name
 
 IMAGES_FOLDER = ".images"
 
@@ -35,17 +35,14 @@ class CheckpointTask:
         self.actions = []
         self.result = {}
         self.store = None
-        if self.p["store_path"]:
-            exists = os.path.isdir(self.p["store_path"])
-            if exists or not module.check_mode:
-                try:
-                    self.store = Store(self.p["store_path"], create=(self.p["state"] == "present" and not module.check_mode))
-                except StoreError as e:
-                    if self.p["state"] in ("present",):
-                        raise DockerError(str(e))
-                    self.store = None
-                except OSError as e:
-                    raise DockerError("The checkpoint store %s cannot be used: %s." % (self.p["store_path"], e))
+        # An existing store is opened; a missing one is created only when a version is written into it (_open_store).
+        if self.p["store_path"] and os.path.isdir(self.p["store_path"]):
+            try:
+                self.store = Store(self.p["store_path"])
+            except (StoreError, OSError) as e:
+                raise DockerError("The checkpoint store %s cannot be used: %s." % (self.p["store_path"], e))
+        elif self.p["store_path"] and os.path.exists(self.p["store_path"]):
+            raise DockerError("The checkpoint store %s is not a directory." % self.p["store_path"])
 
     @property
     def location(self):
@@ -132,9 +129,15 @@ class CheckpointTask:
         criu_info = None
         if method == "runc" or self.engine.is_local:
             criu_info = common.probe_criu(self.module)
+        if method == "runc":
+            common.runc_binary(self.module)   # a missing runc is named before anything is done
         where = "the engine"
         if p["store_path"]:
             where = "the store %s (%s%s)" % (p["store_path"], p["store_format"], ", compressed" if p["compress"] else "")
+            if not self.store:
+                self.actions.append("create the checkpoint store %s" % p["store_path"])
+            if p["store_image"] and self._image_archive(inspect)[1]:
+                self.actions.append(self._image_action(inspect))
         self.actions.append("checkpoint container %s as %s into %s, %s, by %s" % (
             name, checkpoint, where, "leaving it running" if p["leave_running"] else "stopping it", method))
         entry = dict(name=checkpoint, container=name, location=self.location, method=method, leave_running=p["leave_running"])
@@ -166,7 +169,7 @@ class CheckpointTask:
         try:
             dumped = common.dump(self.module, self.engine, inspect, checkpoint, images_dir, self.p["leave_running"], method,
                                  runc_root, criu_info)
-        except DockerError:
+        except BaseException:
             if images_dir:
                 shutil.rmtree(images_dir, ignore_errors=True)
             raise
@@ -178,12 +181,40 @@ class CheckpointTask:
             out.update(path=path, size=criu_images.dir_size(path))
         return out
 
-    def _create_in_store(self, inspect, name, checkpoint, method, runc_root, criu_info):
-        p = self.p
-        staging = self.store.new_tmp(name, "dump")
+    def _open_store(self, written):
+        """The store, created now when missing (the folders this run made noted in `written`, to be undone on failure)."""
+        root = os.path.abspath(self.p["store_path"])
+        missing = [path for path in _parents(root) + [os.path.join(root, MARKER)] if not os.path.exists(path)]
+        written.extend(sorted(missing, key=len, reverse=True))   # deepest first
         try:
+            self.store = Store(root, create=True)
+        except (StoreError, OSError) as e:
+            raise DockerError("The checkpoint store %s cannot be created: %s." % (root, e))
+        return self.store
+
+    def _create_in_store(self, inspect, name, checkpoint, method, runc_root, criu_info):
+        """Dump into a staging folder of the store, then file it as a version. On any failure, what this run wrote
+        into the store (the dump, the image archive, the container's folder, the store itself) is removed."""
+        p = self.p
+        written = []   # paths this run created, removed (newest first) if it fails
+        staging = None
+        try:
+            store = self._open_store(written)
+            folder = os.path.join(store.root, name)
+            if not os.path.isdir(folder):
+                written.insert(0, folder)
+            staging = store.new_tmp(name, "dump")
+            archive = None
+            if p["store_image"]:
+                archive, missing = self._image_archive(inspect)
+                if missing:
+                    images = os.path.dirname(os.path.join(store.root, archive))
+                    if not os.path.isdir(images):
+                        written.insert(0, images)
+                    written.insert(0, os.path.join(store.root, archive))
+                    criu_restore.save_image_archive(self.engine, inspect.get("Image") or "", os.path.join(store.root, archive),
+                                                    ref=(inspect.get("Config") or {}).get("Image"))
             images_dir = os.path.join(staging, checkpoint)
-            archive = self._store_image(inspect) if p["store_image"] else None
             dumped = common.dump(self.module, self.engine, inspect, checkpoint, images_dir, p["leave_running"], method, runc_root,
                                  criu_info, engine_dir=staging)
             if not os.path.isdir(images_dir):
@@ -191,26 +222,35 @@ class CheckpointTask:
                                   "host as on this one?" % staging)
             manifest = common.manifest_for(self.engine, inspect, checkpoint, p["leave_running"], dumped, criu_info, archive)
             started = utc_now()
-            version = self.store.add(name, checkpoint, images_dir, manifest, fmt=p["store_format"], compress=p["compress"], move=True)
+            version = store.add(name, checkpoint, images_dir, manifest, fmt=p["store_format"], compress=p["compress"], move=True)
             store_seconds = (utc_now() - started).total_seconds()
-        except StoreError as e:
-            raise DockerError(str(e))
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+        except BaseException as e:
+            if staging:
+                shutil.rmtree(staging, ignore_errors=True)
+            _undo(written)
+            if isinstance(e, StoreError):
+                raise DockerError("%s Nothing of this run was kept in the store." % e)
+            if isinstance(e, OSError):
+                raise DockerError("Writing version %s of %s into the store %s failed (%s); nothing of this run was kept in the store%s."
+                                  % (checkpoint, name, p["store_path"], e.strerror or e,
+                                     "" if p["leave_running"] else ", and the container was stopped by the checkpoint"))
+            raise
+        shutil.rmtree(staging, ignore_errors=True)
         self.result["timings"] = dict(checkpoint_seconds=dumped["checkpoint_seconds"], freeze_seconds=dumped["freeze_seconds"],
                                       store_seconds=round(store_seconds, 3))
         self.result["criu_stats"] = dumped["criu_stats"]
         return version.as_dict()
 
-    def _store_image(self, inspect):
-        """Keep a docker save of the container's image in the store once, for a failover to an engine without it."""
+    def _image_archive(self, inspect):
+        """(path of the image's archive relative to the store, whether the store lacks it)."""
         image_id = inspect.get("Image") or ""
         relative = os.path.join(IMAGES_FOLDER, image_id.replace("sha256:", "") + ".tar")
-        path = os.path.join(self.store.root, relative)
-        if not os.path.exists(path):
-            self.actions.append("save image %s (%s) into the store" % ((inspect.get("Config") or {}).get("Image"), image_id[:19]))
-            criu_restore.save_image_archive(self.engine, image_id, path, ref=(inspect.get("Config") or {}).get("Image"))
-        return relative
+        return relative, not (self.store and os.path.exists(os.path.join(self.store.root, relative)))
+
+    @staticmethod
+    def _image_action(inspect):
+        image_id = inspect.get("Image") or ""
+        return "save image %s (%s) into the store" % ((inspect.get("Config") or {}).get("Image"), image_id[:19])
 
     def prune(self, inspect, name, adding=0):
         keep = self.p["keep"]
@@ -414,6 +454,29 @@ class CheckpointTask:
             else:
                 result["diff"] = dict(before=dict(versions=[v["name"] for v in before]), after=dict(versions=[v["name"] for v in after]))
         return result
+
+
+def _parents(path):
+    """path and its parents, deepest first."""
+    out = []
+    while True:
+        out.append(path)
+        parent = os.path.dirname(path)
+        if parent == path:
+            return out
+        path = parent
+
+
+def _undo(paths):
+    """Remove what a failed run created, in the order given: files, and folders (whole when they are the run's own)."""
+    for path in paths:
+        try:
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path)
+            elif os.path.lexists(path):
+                os.unlink(path)
+        except OSError:
+            pass
 
 
 def _predict(before, created, removed):

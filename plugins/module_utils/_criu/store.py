@@ -301,6 +301,10 @@ class Store:
                 os.rename(tmp, final)
             except BaseException:
                 shutil.rmtree(tmp, ignore_errors=True)
+                if manifest.get("pack"):   # the pack this version wrote: no other version uses it yet
+                    self._unlink_pack(manifest["pack"])
+                    with contextlib.suppress(OSError):
+                        os.rmdir(self.pages_dir)   # only when empty
                 raise
         return Version(container, name, final, manifest)
 
@@ -320,8 +324,24 @@ class Store:
     def _add_pages(self, images_dir):
         """Cut the files into units, write the units no pack has into a new pack; returns (files, bytes written, pack)."""
         index = self._index()
+        made = not os.path.isdir(self.pages_dir)
         os.makedirs(self.pages_dir, exist_ok=True)
         pack = uuid.uuid4().hex[:16]
+        try:
+            return self._write_pack(images_dir, index, pack)
+        except BaseException:
+            self._unlink_pack(pack)
+            if made:
+                with contextlib.suppress(OSError):
+                    os.rmdir(self.pages_dir)   # only when empty: another version may have filled it meanwhile
+            raise
+
+    def _unlink_pack(self, pack):
+        for kind in ("idx", "idx.tmp", "pack", "pack.tmp"):
+            with contextlib.suppress(OSError):
+                os.unlink(self.pack_path(pack, kind))
+
+    def _write_pack(self, images_dir, index, pack):
         tmp = self.pack_path(pack, "pack.tmp")
         files, new, written = [], [], 0
         with open(tmp, "wb") as out:
