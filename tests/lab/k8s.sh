@@ -186,7 +186,8 @@ cmd_build() {
 
 # kwok (only for `up --kwok`): `go install` from the module proxy; its stages come from the
 # kustomize/stage folder of the same module in the module cache.
-KWOK_STAGES=(node-initialize node-heartbeat-with-lease pod-ready pod-complete pod-delete)
+KWOK_STAGES=(node/fast/node-initialize node/heartbeat-with-lease/node-heartbeat-with-lease
+  pod/fast/pod-ready pod/fast/pod-complete pod/fast/pod-delete)
 build_kwok() {
   local key="kwok $KWOK_VERSION"
   [ -x "$BIN/kwok" ] && [ -f "$BIN/.kwok-key" ] && [ "$(cat "$BIN/.kwok-key")" = "$key" ] && return 0
@@ -199,17 +200,17 @@ build_kwok() {
 }
 
 kwok_stages() {
-  local out=$CONF/kwok-stages.yaml mod f s
-  [ -s "$out" ] && return 0
+  local out=$CONF/kwok-stages.yaml mod s head
+  head="# kwok $KWOK_VERSION stages: ${KWOK_STAGES[*]}"
+  [ -s "$out" ] && [ "$(head -1 "$out")" = "$head" ] && return 0
   go_env
   # (outside our module, so its go.sum is left alone)
   mod=$(cd "$KL" && go mod download -json "sigs.k8s.io/kwok@$KWOK_VERSION" | sed -n 's/^\s*"Dir": "\(.*\)",$/\1/p')
   [ -d "$mod/kustomize/stage" ] || die "no kustomize/stage in sigs.k8s.io/kwok@$KWOK_VERSION ($mod)"
-  : > "$out.tmp"
+  echo "$head" > "$out.tmp"
   for s in "${KWOK_STAGES[@]}"; do
-    f=$(find "$mod/kustomize/stage" -name "$s.yaml" | head -1)
-    [ -n "$f" ] || die "kwok stage $s.yaml not found under $mod/kustomize/stage"
-    { echo "---"; cat "$f"; } >> "$out.tmp"
+    [ -f "$mod/kustomize/stage/$s.yaml" ] || die "kwok stage $s.yaml not found under $mod/kustomize/stage"
+    { echo "---"; cat "$mod/kustomize/stage/$s.yaml"; } >> "$out.tmp"
   done
   mv "$out.tmp" "$out"
 }

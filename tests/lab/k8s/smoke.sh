@@ -3,7 +3,7 @@
 # a hostNetwork pod of the consumer image imports confluent_kafka (and streamops_consumer when the
 # image has it), then `kubectl logs` and `kubectl exec` are checked against it, and it is deleted.
 # Then a pod on each node's pod network answers HTTP from the host on its pod IP and has its
-# service account token mounted.
+# service account token mounted. With kwok (up --kwok), a pod on each region's fake nodes.
 # Also checks that ctr sees the pod's container by id on that node's containerd (tests SIGKILL
 # consumer processes that way). Prints how long each step took.
 set -euo pipefail
@@ -136,4 +136,22 @@ t_all=$(now)
 IFS=, read -ra regions <<< "$K8S_REGIONS"
 for r in "${regions[@]}"; do run_region "$r"; done
 for r in "${regions[@]}"; do run_pod_network "$r"; done
+# kwok fake nodes (up --kwok): a pod tolerating their taint runs there "at once", with a fake IP.
+if [ "${K8S_KWOK:-0}" = 1 ]; then
+  for r in "${regions[@]}"; do
+    pod=smoke-kwok-$r-$$; PODS+=("$pod"); t0=$(now)
+    k -n $NS apply -f - > /dev/null <<EOF
+apiVersion: v1
+kind: Pod
+metadata: {name: $pod, labels: {app: lab-smoke}}
+spec:
+  nodeSelector: {type: kwok, $K8S_REGION_LABEL: $r}
+  tolerations: [{key: kwok.x-k8s.io/node, operator: Exists, effect: NoSchedule}]
+  containers: [{name: c, image: $K8S_CONSUMER_IMAGE, imagePullPolicy: IfNotPresent}]
+EOF
+    k -n $NS wait --for=condition=Ready "pod/$pod" --timeout=30s > /dev/null || fail "kwok pod $pod not Ready"
+    echo "smoke: region $r: pod on fake node $(k -n $NS get pod "$pod" -o jsonpath='{.spec.nodeName} {.status.podIP}') Ready in $(ms_since "$t0") ms"
+    k -n $NS delete pod "$pod" --wait=true --timeout=30s > /dev/null
+  done
+fi
 echo "smoke: OK (${#regions[@]} regions) in $(ms_since "$t_all") ms"
