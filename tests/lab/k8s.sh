@@ -118,7 +118,8 @@ install_packages() {
 # system's apt state untouched), `apt-get download`, unpacked with dpkg-deb into .lab/k8s/etcd.
 ETCD=$KL/etcd/usr/bin/etcd
 install_etcd() {
-  [ -x "$ETCD" ] && "$ETCD" --version 2>/dev/null | grep -q "etcd Version: $ETCD_SERIES" && return 0
+  local have; have=$("$ETCD" --version 2> /dev/null) || have=""
+  [[ $have == *"etcd Version: $ETCD_SERIES"* ]] && return 0
   local apt=$LAB/apt-trixie
   mkdir -p "$apt/lists/partial" "$apt/cache/archives/partial" "$apt/dl"
   echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $(debian_mirror) trixie main" \
@@ -177,7 +178,8 @@ cmd_build() {
       >> "$KL/build.log" 2>&1 || { tail -30 "$KL/build.log"; die "go build $cmd failed (log: $KL/build.log)"; }
     say "built $cmd in $(( $(date +%s) - t ))s"
   done
-  "$BIN.tmp/kubectl" version --client 2>/dev/null | grep -q "$K8S_VERSION" || die "kubectl does not say $K8S_VERSION"
+  local said; said=$("$BIN.tmp/kubectl" version --client 2> /dev/null) || said=""
+  [[ $said == *"$K8S_VERSION"* ]] || die "kubectl does not say $K8S_VERSION"
   echo "$key" > "$BIN.tmp/.key"
   [ ! -d "$BIN" ] || cp -p "$BIN"/kwok "$BIN.tmp/" 2>/dev/null || true   # kwok has its own key
   rm -rf "$BIN" && mv "$BIN.tmp" "$BIN"
@@ -365,7 +367,8 @@ pid_of() {  # name marker
   [ -s "$pf" ] || return 1
   pid=$(cat "$pf")
   [[ $pid =~ ^[0-9]+$ ]] && [ -r "/proc/$pid/cmdline" ] || return 1
-  tr '\0' ' ' < "/proc/$pid/cmdline" | grep -qF -- "$2" || return 1
+  local cmdline; cmdline=$(tr '\0' ' ' < "/proc/$pid/cmdline" 2> /dev/null) || return 1
+  [[ $cmdline == *"$2"* ]] || return 1
   echo "$pid"
 }
 
@@ -439,13 +442,13 @@ wait_for() {
 add_blackholes() {
   local cidr
   for cidr in "$SERVICE_CIDR" "$POD_CIDR"; do
-    ip route show type blackhole "$cidr" | grep -q . || ip route add blackhole "$cidr"
+    [ -n "$(ip route show type blackhole "$cidr")" ] || ip route add blackhole "$cidr"
   done
 }
 del_blackholes() {
   local cidr
   for cidr in "$SERVICE_CIDR" "$POD_CIDR"; do
-    ! ip route show type blackhole "$cidr" | grep -q . || ip route del blackhole "$cidr"
+    [ -z "$(ip route show type blackhole "$cidr")" ] || ip route del blackhole "$cidr"
   done
 }
 
@@ -461,7 +464,7 @@ check_pod_range_free() {
 setup_bridge() {
   local n=$1 br; br=$(node_bridge "$n")
   ip link show "$br" > /dev/null 2>&1 || ip link add name "$br" type bridge
-  ip addr show dev "$br" | grep -qF " $(node_ip "$n")/24 " || ip addr add "$(node_ip "$n")/24" dev "$br"
+  [[ $(ip -4 -o addr show dev "$br") == *" $(node_ip "$n")/24 "* ]] || ip addr add "$(node_ip "$n")/24" dev "$br"
   ip link set "$br" up
 }
 
@@ -593,7 +596,7 @@ import_image() {
   local n=$1 ref=$2 tar=$3 stamp
   stamp=$(node_dir "$n")/containerd/root/lab-images
   local want; want="$ref $(basename "$tar")"
-  if grep -qxF -- "$want" "$stamp" 2> /dev/null && ctr_n "$n" images ls -q | grep -qxF -- "$(full_ref "$ref")"; then
+  if grep -qxF -- "$want" "$stamp" 2> /dev/null && grep -qxF -- "$(full_ref "$ref")" <<< "$(ctr_n "$n" images ls -q)"; then
     return 0
   fi
   ctr_n "$n" images import "$tar" > /dev/null 2>> "$LOGS/images.log" ||
@@ -635,7 +638,7 @@ start_etcd() {
     --initial-cluster="lab=http://127.0.0.1:$ETCD_PEER_PORT" --unsafe-no-fsync --log-level=warn \
     --quota-backend-bytes=2147483648 --snapshot-count=10000
 }
-etcd_ready() { curl -sf "http://127.0.0.1:$ETCD_PORT/health" | grep -q '"health":"true"'; }
+etcd_ready() { [[ $(curl -sf "http://127.0.0.1:$ETCD_PORT/health") == *'"health":"true"'* ]]; }
 
 start_apiserver() {
   pid_of apiserver "$(m_apiserver)" > /dev/null && return 0
@@ -653,7 +656,7 @@ start_apiserver() {
     --authorization-mode=Node,RBAC --enable-admission-plugins=NodeRestriction --allow-privileged=true \
     --endpoint-reconciler-type=none --profiling=false --v=0
 }
-api_ready() { curl -sf --cacert "$PKI/ca.crt" "$(api_url)/readyz" | grep -qx ok; }
+api_ready() { [ "$(curl -sf --cacert "$PKI/ca.crt" "$(api_url)/readyz")" = ok ]; }
 
 start_cm() {
   pid_of controller-manager "$(m_cm)" > /dev/null && return 0

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # End-to-end check of the Kubernetes lab (tests/lab/k8s.sh up first): on each region's real node,
 # a hostNetwork pod of the consumer image imports confluent_kafka (and streamops_consumer when the
-# image has it), then `kubectl logs` and `kubectl exec` are checked against it, and it is deleted.
+# image has it), then `kubectl logs` and `kubectl exec` are checked against it (and, with the lab's
+# Kafka up, Kafka metadata fetched from inside it), and it is deleted.
 # Then a pod on each node's pod network answers HTTP from the host on its pod IP and has its
 # service account token mounted. With kwok (up --kwok), a pod on each region's fake nodes.
 # Also checks that ctr sees the pod's container by id on that node's containerd (tests SIGKILL
@@ -10,7 +11,7 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd -P)
 [ -f "$ROOT/.lab/k8s.env" ] || { echo "smoke: no .lab/k8s.env; run tests/lab/k8s.sh up" >&2; exit 1; }
-set -a; . "$ROOT/.lab/k8s.env"; set +a
+set -a; . "$ROOT/.lab/k8s.env"; [ ! -f "$ROOT/.lab/kafka.env" ] || . "$ROOT/.lab/kafka.env"; set +a
 k() { "$KUBECTL" "$@"; }
 fail() { echo "smoke: FAIL: $*" >&2; exit 1; }
 now() { date +%s%N; }
@@ -78,10 +79,18 @@ EOF
   grep -q exec-ok <<< "$out" || fail "kubectl exec output: $out"
   echo "smoke: region $region: kubectl exec in $(ms_since "$t0") ms: $out"
 
+  # With the lab's Kafka up: the hostNetwork pod reaches its brokers on 127.0.0.1.
+  if [ -n "${KAFKA_BOOTSTRAP_SERVERS:-}" ]; then
+    t0=$(now)
+    out=$(k -n $NS exec "$pod" -- python3 -c "from confluent_kafka.admin import AdminClient; print('brokers', len(AdminClient({'bootstrap.servers': '$KAFKA_BOOTSTRAP_SERVERS'}).list_topics(timeout=15).brokers))") ||
+      fail "Kafka metadata from $pod"
+    echo "smoke: region $region: Kafka $KAFKA_BOOTSTRAP_SERVERS from the pod in $(ms_since "$t0") ms: $out"
+  fi
+
   # The container is visible by id on the node's own containerd (what tests use to SIGKILL it).
   local cid; cid=$(k -n $NS get pod "$pod" -o jsonpath='{.status.containerStatuses[0].containerID}')
   cid=${cid#containerd://}
-  "$K8S_CTR" -a "${!sock_var}" -n k8s.io tasks ls | grep -q "^$cid " ||
+  grep -q "^$cid " <<< "$("$K8S_CTR" -a "${!sock_var}" -n k8s.io tasks ls)" ||
     fail "container $cid not a task on ${!sock_var}"
   echo "smoke: region $region: container ${cid:0:12} is a task on ${!sock_var}"
 
@@ -89,7 +98,7 @@ EOF
   k -n $NS exec "$pod" -- python3 -c 'open("/tmp/done", "w").close()'
   k -n $NS wait --for=jsonpath='{.status.phase}'=Succeeded "pod/$pod" --timeout=30s > /dev/null ||
     fail "pod $pod did not succeed"
-  k -n $NS logs "$pod" | grep -q smoke-done || fail "no smoke-done in the logs of $pod"
+  grep -q smoke-done <<< "$(k -n $NS logs "$pod")" || fail "no smoke-done in the logs of $pod"
   echo "smoke: region $region: Succeeded in $(ms_since "$t0") ms"
 
   t0=$(now)
@@ -124,7 +133,7 @@ EOF
     { k -n $NS describe pod "$pod" >&2; fail "pod $pod not Ready"; }
   ip=$(k -n $NS get pod "$pod" -o jsonpath='{.status.podIP}')
   [ "${ip%.*}" = "${!node_ip_var%.*}" ] || fail "pod IP $ip not in the /24 of node IP ${!node_ip_var}"
-  curl -sf --max-time 5 "http://$ip:8080/os-release" | grep -q bookworm || fail "no answer from http://$ip:8080"
+  grep -q bookworm <<< "$(curl -sf --max-time 5 "http://$ip:8080/os-release")" || fail "no answer from http://$ip:8080"
   # The projected service account token (needs the controller-manager's kube-root-ca.crt).
   k -n $NS exec "$pod" -- python3 -c 'import os; d = "/var/run/secrets/kubernetes.io/serviceaccount"; assert {"token", "ca.crt", "namespace"} <= set(os.listdir(d))' ||
     fail "no service account token in $pod"
