@@ -452,12 +452,23 @@ del_blackholes() {
   done
 }
 
-# 10.244.0.0/16 must be ours alone: a bridge there that is not one of ours is another lab's.
+# 10.244.0.0/16 must be ours alone. A bridge there of another clone's lab whose kubelets and
+# shims are gone (its session ended before `down`) is reclaimed; one whose lab still runs, or
+# that is no lab's, stops us.
 check_pod_range_free() {
-  local iface ours
+  local iface ours hash
   ours=" $(node_bridge a) $(node_bridge b) "
   for iface in $(ip -4 -o addr show | awk 'index($4, "10.244.") == 1 { print $2 }'); do
-    case $ours in *" $iface "*) ;; *) die "10.244.0.0/16 is already used on the host by $iface (another lab clone?); take it down first" ;; esac
+    case $ours in *" $iface "*) continue ;; esac
+    hash=$(printf %s "$iface" | sed -n 's/^sk\([0-9a-f]\{6\}\)[ab]$/\1/p')
+    [ -n "$hash" ] || die "10.244.0.0/16 is already used on the host by $iface, which is not a lab's"
+    # (the patterns come from a file so grep's own command line does not match them)
+    if grep -qsF -f <(printf -- '--hostname-override=streamops-%s-\n/run/streamops-lab-%s/k8s-\n' "$hash" "$hash") \
+      /proc/[0-9]*/cmdline; then
+      die "10.244.0.0/16 is used by another running lab clone ($iface); take that lab down first"
+    fi
+    say "reclaiming $iface, left by a lab whose nodes no longer run"
+    ip link delete "$iface" 2> /dev/null || true
   done
 }
 
