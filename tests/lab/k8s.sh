@@ -32,7 +32,10 @@ CONF=$KL/conf
 PIDS=$KL/run
 LOGS=$KL/logs
 STATE=$KL/state.env          # ports, picked once and kept across restarts
-SYSCTL_SAVED=$KL/sysctl.saved  # the host's values before the kubelets changed them
+# The host's values before a kubelet changed them. One file per machine, not per clone: a clone
+# whose session ended before its `down` (CI runs in another folder) leaves it for the next lab's
+# `down` to restore. Two clones' Kubernetes labs never run at once (check_pod_range_free).
+SYSCTL_SAVED=/run/streamops-lab-k8s.sysctl
 ENV_FILE=$LAB/k8s.env
 HASH=$(printf %s "$ROOT" | sha1sum | cut -c1-6)   # same hash as docker.sh
 RUN=/run/streamops-lab-$HASH
@@ -469,6 +472,11 @@ check_pod_range_free() {
     fi
     say "reclaiming $iface, left by a lab whose nodes no longer run"
     ip link delete "$iface" 2> /dev/null || true
+    local h
+    for h in $(cgroup_hierarchies) /sys/fs/cgroup/unified; do
+      [ ! -d "$h/streamops-lab-$hash-k8s-${iface: -1}" ] ||
+        find "$h/streamops-lab-$hash-k8s-${iface: -1}" -depth -type d -exec rmdir {} \; 2> /dev/null || true
+    done
   done
 }
 
