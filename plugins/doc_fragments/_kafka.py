@@ -11,10 +11,12 @@ options:
   bootstrap_servers:
     description:
       - Kafka brokers to bootstrap from, as C(host:port).
-      - If not set, the environment variable E(KAFKA_BOOTSTRAP_SERVERS) is used (comma separated).
+      - If not set, the environment variable E(KAFKA_BOOTSTRAP_SERVERS) is used (comma separated); one of them is needed,
+        and an empty list fails at once.
+      - Every broker refusing the connection, an address that does not resolve, or a O(security_protocol) the listener does
+        not speak fails within a few seconds, naming the likely cause, rather than after O(request_timeout).
     type: list
     elements: str
-    required: true
   security_protocol:
     description: Protocol used to talk to the brokers.
     type: str
@@ -36,7 +38,9 @@ options:
       - If not set, the environment variable E(KAFKA_SASL_PASSWORD) is used.
     type: str
   ssl_cafile:
-    description: PEM file of the CA certificates that signed the brokers' certificates.
+    description:
+      - PEM file of the CA certificates that signed the brokers' certificates.
+      - This file, O(ssl_certfile) and O(ssl_keyfile) are checked before connecting; a missing one fails naming it.
     type: path
   ssl_certfile:
     description: PEM file of the client certificate, for mutual TLS.

@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import concurrent.futures
 import copy
+import os
+import re
+import time
 import traceback
 
 from ansible.module_utils.basic import env_fallback, missing_required_lib
@@ -34,8 +37,7 @@ except ImportError:
 
 
 KAFKA_CONNECTION_SPEC = dict(
-    bootstrap_servers=dict(type="list", elements="str", required=True,
-                           fallback=(env_fallback, ["KAFKA_BOOTSTRAP_SERVERS"])),
+    bootstrap_servers=dict(type="list", elements="str", fallback=(env_fallback, ["KAFKA_BOOTSTRAP_SERVERS"])),
     security_protocol=dict(type="str", default="PLAINTEXT",
                            choices=["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]),
     sasl_mechanism=dict(type="str", default="PLAIN", choices=["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]),
@@ -58,8 +60,48 @@ def kafka_argument_spec(**module_options):
     return spec
 
 
+def _server_list(params):
+    return [s.strip() for s in params.get("bootstrap_servers") or [] if s and s.strip()]
+
+
 def _servers(params):
-    return ",".join(s.strip() for s in params["bootstrap_servers"] if s.strip())
+    return ",".join(_server_list(params))
+
+
+SSL_FILES = (("ssl_cafile", "the CA certificates"), ("ssl_certfile", "the client certificate"), ("ssl_keyfile", "the client key"))
+
+
+def check_connection_params(params):
+    """What is wrong with the connection options, found before connecting: (error sentence or None, [warnings])."""
+    warnings = []
+    if not _server_list(params):
+        return ("bootstrap_servers is empty: give the brokers as host:port (or set the environment variable "
+                "KAFKA_BOOTSTRAP_SERVERS)."), warnings
+    protocol = params["security_protocol"]
+    for key, what in SSL_FILES:
+        path = params.get(key)
+        if not path:
+            continue
+        if not _uses_ssl(params):
+            warnings.append("%s is ignored with security_protocol=%s (only SSL and SASL_SSL use it)." % (key, protocol))
+        elif not os.path.isfile(path):
+            return "%s %s (%s) does not exist or is not a file." % (key, path, what), warnings
+        elif not os.access(path, os.R_OK):
+            return "%s %s (%s) is not readable." % (key, path, what), warnings
+    if _uses_ssl(params) and bool(params.get("ssl_certfile")) != bool(params.get("ssl_keyfile")):
+        return "ssl_certfile and ssl_keyfile go together (a client certificate needs its key).", warnings
+    if _uses_sasl(params):
+        missing = [key for key in ("sasl_username", "sasl_password") if not params.get(key)]
+        if missing:
+            return ("security_protocol=%s needs %s (or the environment variable%s %s)." % (
+                protocol, " and ".join(missing), "s" if len(missing) > 1 else "",
+                " and ".join("KAFKA_" + key.upper() for key in missing))), warnings
+    else:
+        given = [key for key in ("sasl_username", "sasl_password") if params.get(key)]
+        if given:
+            warnings.append("%s %s ignored with security_protocol=%s (only SASL_PLAINTEXT and SASL_SSL use %s)." % (
+                " and ".join(given), "is" if len(given) == 1 else "are", protocol, "it" if len(given) == 1 else "them"))
+    return None, warnings
 
 
 def _uses_sasl(params):
@@ -101,7 +143,7 @@ def confluent_config(params, **extra):
 def kafka_python_config(params):
     """kafka-python configuration from the same shared connection options."""
     conf = dict(
-        bootstrap_servers=[s.strip() for s in params["bootstrap_servers"] if s.strip()],
+        bootstrap_servers=_server_list(params),
         security_protocol=params["security_protocol"],
         client_id=params["client_id"],
         request_timeout_ms=int(params["request_timeout"] * 1000),
@@ -140,6 +182,70 @@ class _LogCollector:
         return None
 
 
+# How long a refused connection is retried at start-up before it counts: a broker restarting takes a moment.
+REFUSED_GRACE_SECONDS = 2.0
+CONNECT_POLL_SECONDS = 0.25
+
+
+class ConnectErrors:
+    """librdkafka's error callbacks while connecting, and what they say about why no broker answers.
+
+    librdkafka reports each failed attempt (refused, unresolvable, TLS or SASL handshake refused) and, once every
+    bootstrap broker failed, ALL_BROKERS_DOWN: then the cause is known and waiting out request_timeout would not help.
+    """
+
+    def __init__(self):
+        self.errors = []
+        self.all_down = False
+
+    def add(self, error):
+        if error.code() == confluent_kafka.KafkaError._ALL_BROKERS_DOWN:
+            self.all_down = True
+        else:
+            self.errors.append((error.code(), error.str()))
+
+    def verdict(self, params, elapsed):
+        """One sentence on why the brokers cannot be used, once that is certain; else None."""
+        if not self.all_down or not self.errors:
+            return None
+        code, text = self.errors[-1]
+        texts = [t for unused, t in self.errors]
+        protocol = params["security_protocol"]
+        cause = _strip_broker(text)
+        if code == confluent_kafka.KafkaError._AUTHENTICATION:
+            offered = re.search(r"broker's supported mechanisms: *([\w ,-]*)", text)
+            if "Request not valid in current SASL state" in text or (offered and not offered.group(1).strip()):
+                return ("the brokers refused the SASL handshake, as a listener without SASL does (security_protocol=%s against a "
+                        "PLAINTEXT or SSL listener?); check security_protocol and the port" % protocol)
+            if offered and params["sasl_mechanism"] not in offered.group(1):
+                return ("the brokers do not offer sasl_mechanism=%s (they offer %s); check sasl_mechanism"
+                        % (params["sasl_mechanism"], offered.group(1).strip()))
+            return ("authentication as %s failed (%s); check sasl_username, sasl_password and sasl_mechanism"
+                    % (params.get("sasl_username"), cause))
+        if any("connecting to a PLAINTEXT broker listener?" in t for t in texts):
+            return ("the TLS handshake failed, as it does against a PLAINTEXT listener (security_protocol=%s against a PLAINTEXT "
+                    "or SASL_PLAINTEXT listener?); check security_protocol and the port" % protocol)
+        if any("certificate verify failed" in t for t in texts):
+            return ("the brokers' certificate is not trusted (%s); check ssl_cafile (or validate_certs)"
+                    % _strip_broker(next(t for t in texts if "certificate verify failed" in t)))
+        if not _uses_sasl(params) and any("Disconnected while requesting ApiVersion" in t or "wrong security.protocol" in t for t in texts):
+            return ("the brokers closed the connection before answering, as a TLS or SASL listener does to a client without them "
+                    "(security_protocol=%s against an SSL or SASL listener?); check security_protocol and the port" % protocol)
+        if code == confluent_kafka.KafkaError._RESOLVE:
+            return "the broker address does not resolve (%s)" % cause
+        if elapsed < REFUSED_GRACE_SECONDS:   # refused or dropped: a broker may be restarting; give it a moment
+            return None
+        if all("Connection refused" in t for t in texts):
+            return "nothing listens there (every broker refused the connection)"
+        return "every broker failed (the last one: %s)" % cause
+
+
+def _strip_broker(text):
+    """librdkafka's error text without its 'proto://host:port/id: ' prefix and '(after Nms in state X)' suffix."""
+    text = re.sub(r"^\S+/(?:bootstrap|\d+): ", "", text)
+    return re.sub(r" \(after \d+ms in state \w+\)$", "", text).strip()
+
+
 class KafkaModule(StreamopsModule):
     """AnsibleModule with the shared Kafka options, library checks and lazily built clients."""
 
@@ -151,6 +257,7 @@ class KafkaModule(StreamopsModule):
             self.fail_json(msg=missing_required_lib("kafka-python"), exception=KAFKA_PYTHON_IMPORT_ERROR)
         self.timeout = self.params["request_timeout"]
         self._log = _LogCollector()
+        self._connect_errors = ConnectErrors()
         self._admin = None
         self._kp_admin = None
 
@@ -162,9 +269,35 @@ class KafkaModule(StreamopsModule):
     def admin(self):
         """confluent-kafka AdminClient, connected and checked on first use."""
         if self._admin is None:
-            self._admin = AdminClient(confluent_config(self.params, logger=self._log))
-            self.metadata()  # fail early and clearly if the brokers can't be reached (admin is set by now)
+            problem, warnings = check_connection_params(self.params)   # before any connection: no wait for a typo
+            if problem:
+                raise KafkaError(problem)
+            for warning in warnings:
+                self.warn(warning)
+            self._admin = AdminClient(confluent_config(self.params, logger=self._log, error_cb=self._connect_errors.add))
+            self._connect()  # fail early and clearly if the brokers can't be reached
         return self._admin
+
+    def connection_check(self):
+        """Connect (once) and fail in one sentence when the brokers cannot be used; returns the AdminClient."""
+        return self.admin
+
+    def _connect(self):
+        """The first metadata request, in short slices, so a hopeless connection (refused, unresolvable, the wrong protocol
+        for the listener) fails as soon as librdkafka knows every broker failed, not after request_timeout."""
+        started = time.monotonic()
+        deadline = started + self.timeout
+        while True:
+            left = deadline - time.monotonic()
+            try:
+                return self._admin.list_topics(timeout=max(0.05, min(CONNECT_POLL_SECONDS, left)))
+            except confluent_kafka.KafkaException as e:
+                self._admin.poll(0)   # serves the error callbacks
+                verdict = self._connect_errors.verdict(self.params, time.monotonic() - started)
+                if verdict:
+                    raise KafkaError("Cannot reach the Kafka brokers at %s: %s." % (self.servers, verdict))
+                if left <= CONNECT_POLL_SECONDS:
+                    raise KafkaError(self.unreachable_message(e))
 
     def consumer(self, **extra):
         """A confluent-kafka Consumer that never commits on its own (for offset reads)."""
@@ -180,6 +313,7 @@ class KafkaModule(StreamopsModule):
     def kafka_python_admin(self):
         """kafka-python KafkaAdminClient, for the admin APIs librdkafka lacks."""
         if self._kp_admin is None:
+            self.connection_check()   # the same quick, clear connection check first
             try:
                 self._kp_admin = kafka_python.KafkaAdminClient(**kafka_python_config(self.params))
             except Exception as e:  # kafka-python raises several unrelated types here

@@ -136,11 +136,17 @@ def names(docker, unique):
     docker.remove(*made)
 
 
-def run_module(name, args, check=False, diff=False):
-    """Run streamops.day2.<name> as Ansible would and return its result dict (with 'rc')."""
+def run_module(name, args, check=False, diff=False, env=None):
+    """Run streamops.day2.<name> as Ansible would and return its result dict (with 'rc', and '_test_seconds' it took).
+
+    env: variables to set (a value of None removes the variable) in the module's environment.
+    """
     module = COLLECTIONS / "ansible_collections" / "streamops" / "day2" / "plugins" / "modules" / ("%s.py" % name)
     payload = dict(args, _ansible_check_mode=check, _ansible_diff=diff, _ansible_tmpdir=None)
-    env = dict(os.environ, PYTHONPATH=str(COLLECTIONS))
+    changes = env or {}
+    env = {k: v for k, v in os.environ.items() if changes.get(k, "") is not None}
+    env.update({k: v for k, v in changes.items() if v is not None}, PYTHONPATH=str(COLLECTIONS))
+    started = time.monotonic()
     proc = subprocess.run([sys.executable, str(module)], input=json.dumps({"ANSIBLE_MODULE_ARGS": payload}),
                           capture_output=True, text=True, env=env, timeout=600, check=False)
     try:
@@ -148,6 +154,7 @@ def run_module(name, args, check=False, diff=False):
     except ValueError:
         raise AssertionError("module %s printed no JSON result (rc %d):\n%s\n%s" % (name, proc.returncode, proc.stdout, proc.stderr))
     result["rc"] = proc.returncode
+    result["_test_seconds"] = round(time.monotonic() - started, 2)
     return result
 
 
