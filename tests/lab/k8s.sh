@@ -839,7 +839,12 @@ cmd_up() {
   timed "nodes ready" wait_nodes
   # Pods need the namespace's default ServiceAccount, which the controller-manager makes.
   timed "default serviceaccount" wait_for "default ServiceAccount" 60 controller-manager "$(m_cm)" kc -n default get serviceaccount default
-  [ "$kwok" = 1 ] && timed "kwok nodes" start_kwok
+  if [ "$kwok" = 1 ]; then
+    timed "kwok nodes" start_kwok
+  elif ! pid_of kwok "$(m_kwok)" > /dev/null; then
+    # Fake nodes of an earlier `up --kwok` would linger NotReady in the regions: gone without kwok.
+    kc delete nodes -l type=kwok --wait=false > /dev/null 2>&1 || true
+  fi
   write_env
   local ms=$(( ($(date +%s%N) - t0) / 1000000 ))
   say "$(printf 'up in %d.%03ds; environment in %s' $((ms / 1000)) $((ms % 1000)) "$ENV_FILE")"
