@@ -61,6 +61,16 @@ attributes:
       - streamops.day2.k8s
 """
 
+    ACTIONGROUP_CONNECT = r"""
+options: {}
+attributes:
+  action_group:
+    description: Use C(group/streamops.day2.connect) in C(module_defaults) to set the Connect worker and its credentials once for every Connect module.
+    support: full
+    membership:
+      - streamops.day2.connect
+"""
+
     ACTIONGROUP_OPENFAAS = r"""
 options: {}
 attributes:
