@@ -188,7 +188,7 @@ class Settings:
         essentials: Dict[str, object] = {"client.id": self.client_id}
         if self.mode == "exactly-once":
             # A crashed instance's open transaction blocks read_committed readers of the output, and the group's
-            # offsets for the next owner, until it times out: keep that well below Kafka's one minute default.
+            # offsets for the next owner, until it times out: 10 s as in Kafka Streams, not the one minute default.
             defaults["transaction.timeout.ms"] = 10000
             essentials["transactional.id"] = self.txn_id
         elif self.mode == "at-least-once":
