@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by the Makefile's recipes: the venv, the collection path and the lab's addresses.
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 export PATH="$root/.venv/bin:$PATH"

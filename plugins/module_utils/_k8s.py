@@ -24,7 +24,9 @@ try:
     K8S_IMPORT_ERROR = None
 except ImportError:
     kubernetes = None
-    ApiException = Exception
+
+    class ApiException(Exception):
+        """Stands in for the client's exception when the library is missing (the module then fails first)."""
     K8S_IMPORT_ERROR = traceback.format_exc()
 
 try:

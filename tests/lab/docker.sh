@@ -169,7 +169,7 @@ build_rootfs_python() {
   umount_below "$dir"; trap - EXIT
   # Smaller image: drop package caches, docs and device nodes (docker mounts its own /dev).
   rm -rf "$dir"/var/cache/apt/archives/*.deb "$dir"/var/lib/apt/lists/* "$dir"/usr/share/{doc,man,info}/* \
-    "$dir"/dev/* "$dir"/var/log/*.log "$dir"/debootstrap
+    "${dir:?}"/dev/* "$dir"/var/log/*.log "$dir"/debootstrap
   tar --numeric-owner --sort=name -C "$dir" -cf "$out.tmp" . && mv "$out.tmp" "$out"
   rm -rf "$dir"
 }
@@ -230,7 +230,7 @@ check_subnet_free() {
     fi
     echo "lab/docker: reclaiming $iface, left by a lab whose engines no longer run" >&2
     ip link delete "$iface" 2>/dev/null || true
-    [ -e "/run/netns/streamops-lab-$hash-b" ] && ip netns delete "streamops-lab-$hash-b" 2>/dev/null || true
+    if [ -e "/run/netns/streamops-lab-$hash-b" ]; then ip netns delete "streamops-lab-$hash-b" 2>/dev/null || true; fi
   done
 }
 
@@ -268,8 +268,8 @@ write_conf() {
 }
 
 wait_engine() {
-  local e=$1 i
-  for i in $(seq 1 120); do
+  local e=$1
+  for _ in $(seq 1 120); do
     if [ "$(dk "$e" info --format '{{.ExperimentalBuild}}' 2>/dev/null)" = true ]; then return 0; fi
     eng_pid "$e" > /dev/null || { tail -20 "$DL/$e/dockerd.log"; die "engine $e exited"; }
     sleep 0.25
@@ -294,7 +294,7 @@ start_engine() {
     # nsenter, not `ip netns exec` (that remounts /sys and dockerd loses the cgroup mounts).
     setsid nsenter --net="/run/netns/$NETNS_B" "${run[@]:1}" >> "$DL/b/dockerd.log" 2>&1 < /dev/null 9>&- &
   fi
-  local i; for i in $(seq 1 40); do eng_pid "$e" > /dev/null && break; sleep 0.25; done
+  for _ in $(seq 1 40); do eng_pid "$e" > /dev/null && break; sleep 0.25; done
   wait_engine "$e"
 }
 
@@ -302,17 +302,17 @@ start_engine() {
 # 10 s by default, then its containerd), or with --kill a SIGKILL of dockerd, like a crash: its
 # containerd dies with it, shims and containers live on until the engine restarts and ends them.
 stop_engine() {
-  local e=$1 sig=TERM pid i
+  local e=$1 sig=TERM pid
   [ "${2:-}" = --kill ] && sig=KILL
   if pid=$(eng_pid "$e"); then
     kill -s "$sig" "$pid"
-    for i in $(seq 1 120); do [ -d "/proc/$pid" ] || break; sleep 0.25; done
+    for _ in $(seq 1 120); do [ -d "/proc/$pid" ] || break; sleep 0.25; done
     [ ! -d "/proc/$pid" ] || { say "engine $e ignored TERM for 30s; killing"; kill -KILL "$pid"; }
   fi
   [ "$sig" = KILL ] && return 0
   if pid=$(containerd_pid "$e"); then
     kill -TERM "$pid"
-    for i in $(seq 1 40); do [ -d "/proc/$pid" ] || break; sleep 0.25; done
+    for _ in $(seq 1 40); do [ -d "/proc/$pid" ] || break; sleep 0.25; done
   fi
   return 0
 }
@@ -325,6 +325,7 @@ reap_engine() {
   if [ -d "$root" ]; then
     for id in $(runc --root "$root" list -q 2>/dev/null); do runc --root "$root" delete -f "$id" || true; done
   fi
+  # shellcheck disable=SC2013  # grep prints one /proc/PID/cmdline path per line: words are lines here
   for pid in $(grep -lF -- "$(eng_exec "$e")/containerd/containerd.sock" /proc/[0-9]*/cmdline 2>/dev/null |
     cut -d/ -f3); do
     case $(readlink "/proc/$pid/exe" 2>/dev/null) in

@@ -380,6 +380,7 @@ pid_of() {  # name marker
 start_proc() {
   local name=$1; shift
   rm -f "$PIDS/$name.pid"
+  # shellcheck disable=SC2016  # expanded by the inner bash: it writes its own pid, then becomes the command
   setsid env -i "PATH=$SYS_PATH" HOME=/root LANG=C.UTF-8 bash -c 'echo $$ > "$0"; exec "$@"' \
     "$PIDS/$name.pid" "$@" < /dev/null >> "$LOGS/$name.log" 2>&1 9>&- &
   local i
@@ -522,7 +523,8 @@ restore_sysctls() {
   [ -f "$SYSCTL_SAVED" ] || return 0
   local kv
   while IFS= read -r kv; do
-    [ -n "$kv" ] && echo "${kv#*=}" > "/proc/sys/${kv%%=*}" 2> /dev/null || say "could not restore ${kv%%=*}"
+    [ -n "$kv" ] || continue
+    echo "${kv#*=}" > "/proc/sys/${kv%%=*}" 2> /dev/null || say "could not restore ${kv%%=*}"
   done < "$SYSCTL_SAVED"
   rm -f "$SYSCTL_SAVED"
 }
@@ -663,6 +665,7 @@ start_apiserver() {
   pid_of apiserver "$(m_apiserver)" > /dev/null && return 0
   # Its own mount namespace, where /etc/hosts maps the node names to 127.0.0.1: the apiserver
   # reaches the kubelets (listening on 127.0.0.1 only) by Hostname for logs/exec/port-forward.
+  # shellcheck disable=SC2016  # expanded by the inner sh, inside the new mount namespace
   start_proc apiserver unshare --mount --propagation private \
     sh -c 'mount --bind "$0" /etc/hosts && exec "$@"' "$CONF/apiserver-hosts" \
     "$BIN/kube-apiserver" --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$APISERVER_PORT" \
@@ -895,6 +898,7 @@ reap_tasks() {
 # the node mounted (netns, rootfs, kubelet volumes) is unmounted.
 reap_node() {
   local n=$1 pid sock; sock=$(node_sock "$n")
+  # shellcheck disable=SC2013  # grep prints one /proc/PID/cmdline path per line: words are lines here
   for pid in $(grep -lF -- "$sock" /proc/[0-9]*/cmdline 2> /dev/null | cut -d/ -f3); do
     case $(readlink "/proc/$pid/exe" 2> /dev/null) in
       */containerd-shim*) say "ending leftover shim $pid of node $n"; kill -TERM "$pid" 2> /dev/null || true ;;
@@ -918,6 +922,7 @@ cmd_down() {
   timed "controllers stopped" stop_procs 10 kwok "$(m_kwok)" controller-manager "$(m_cm)" scheduler "$(m_scheduler)"
   timed "pods deleted" delete_pods
   timed "kubelets stopped" stop_procs 20 kubelet-a "$(m_kubelet a)" kubelet-b "$(m_kubelet b)"
+  # shellcheck disable=SC2016  # eval'd by timed, in this shell
   timed "tasks ended" eval 'for n in "${NODES[@]}"; do reap_tasks "$n"; done'
   # Nothing needs the API any more: the control plane stops together with the containerds.
   timed "the rest stopped" stop_procs 20 containerd-a "$(m_containerd a)" containerd-b "$(m_containerd b)" \

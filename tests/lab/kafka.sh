@@ -41,8 +41,8 @@ STOP_TIMEOUT=${KAFKA_LAB_STOP_TIMEOUT:-60}
 JVM_COMMON=(-XX:+UseSerialGC -Xshare:auto -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true
             -Djava.net.preferIPv4Stack=true
             "-Dlog4j2.configurationFile=$HERE/kafka/log4j2.properties" "-Dkafka.logs.dir=$LOGS")
-BROKER_HEAP=(${KAFKA_LAB_BROKER_HEAP:--Xms128m -Xmx384m})
-CONNECT_HEAP=(${KAFKA_LAB_CONNECT_HEAP:--Xms128m -Xmx384m})
+read -r -a BROKER_HEAP <<< "${KAFKA_LAB_BROKER_HEAP:--Xms128m -Xmx384m}"
+read -r -a CONNECT_HEAP <<< "${KAFKA_LAB_CONNECT_HEAP:--Xms128m -Xmx384m}"
 
 log() { printf '[kafka-lab] %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -84,7 +84,8 @@ fetch() {
     echo "$stamp" >"$LIBS.tmp/.complete"
     rm -rf "$LIBS" "$CDS"   # class-data archives belong to the old jars
     mv "$LIBS.tmp" "$LIBS"
-    log "fetched $(ls "$LIBS"/*.jar | wc -l) jars in $(since "$t0")s"
+    local jars=("$LIBS"/*.jar)
+    log "fetched ${#jars[@]} jars in $(since "$t0")s"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -134,7 +135,7 @@ render_configs() {
             "$HERE/kafka/broker.properties.in" >"$CONF/broker-$n.properties"
     done
     local file_jar
-    file_jar=$(ls "$LIBS"/connect-file-*.jar 2>/dev/null | head -n1)
+    file_jar=$(find "$LIBS" -maxdepth 1 -name 'connect-file-*.jar' | head -n1)
     [[ -n $file_jar ]] || die "connect-file jar missing from $LIBS"
     sed -e "s|@BOOTSTRAP_SERVERS@|$(bootstrap_servers)|g" -e "s|@CONNECT_PORT@|$CONNECT_PORT|g" \
         -e "s|@CONNECT_FILE_JAR@|$file_jar|g" \
@@ -194,7 +195,8 @@ cds_train_tool() {
     mkdir -p "$CDS"
     KAFKA_TOOL_OPTS="-XX:ArchiveClassesAtExit=$CDS/tool.jsa.dump" "$HERE/kafka-tool" \
         consumer-groups --bootstrap-server "$(bootstrap_servers)" --describe --all-groups \
-        >"$LOGS/cds-tool.out" 2>&1 && cds_keep tool tool 1 || rm -f "$CDS/tool.jsa.dump"
+        >"$LOGS/cds-tool.out" 2>&1 || { rm -f "$CDS/tool.jsa.dump"; return 0; }
+    cds_keep tool tool 1 || rm -f "$CDS/tool.jsa.dump"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -217,6 +219,7 @@ port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 start_java() {
     local name=$1; shift
     rm -f "$RUN/$name.pid"
+    # shellcheck disable=SC2016  # expanded by the inner bash: it writes its own pid, then becomes java
     setsid bash -c 'echo $$ >"$0"; exec "$@"' "$RUN/$name.pid" "$JAVA" "$@" \
         </dev/null >>"$LOGS/$name.out" 2>&1 &
     local i
@@ -286,7 +289,7 @@ stop_many() {  # signal name...
         pid=$(pid_of "$name" "$(marker_of "$name")") || { rm -f "$RUN/$name.pid"; continue; }
         log "stopping $name (pid $pid, SIG$sig)"
         kill "-$sig" "$pid" 2>/dev/null || true
-        names+=("$name"); pids+=("$pid"); clean+=("$([[ $sig == TERM ]] && echo 1 || true)")
+        names+=("$name"); pids+=("$pid"); if [[ $sig == TERM ]]; then clean+=(1); else clean+=(""); fi
     done
     local deadline=$((SECONDS + STOP_TIMEOUT)) alone_since="" i left
     while :; do
@@ -305,7 +308,7 @@ stop_many() {  # signal name...
                 log "${names[$i]} (pid ${pids[$i]}) did not exit$([[ -n $alone_since ]] &&
                     echo " (controller quorum lost)"): SIGKILL"
                 kill -KILL "${pids[$i]}" 2>/dev/null || true
-                clean[$i]=""
+                clean[i]=""
             fi
         done
         sleep 0.1

@@ -30,6 +30,10 @@ def figures(report):
                 lost=report["lost"], duplicated=report["duplicated"])
 
 
+def show(value, fmt="%.2f"):
+    return "-" if value is None else fmt % value
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--relocations", type=int, default=6)
@@ -47,13 +51,12 @@ def main():
         report = run(env, args.mode, produced=args.produced, rate=args.rate, relocations=args.relocations, **options)
         rows[label] = dict(figures(report), report=report)
         print("%-9s %s" % (label, json.dumps({k: v for k, v in rows[label].items() if k != "report"})), flush=True)
-    print("\n%-9s %6s %11s %8s %11s %17s %6s %11s" % ("strategy", "moves", "gap median", "gap max", "task median", "lag back under (s)",
-                                                    "lost", "duplicated"))
+    header = ("strategy", "moves", "gap median", "gap max", "task median", "lag back under (s)", "lost", "duplicated")
+    print("\n%-9s %6s %11s %8s %11s %17s %6s %11s" % header)
     for label, row in rows.items():
-        def show(value, fmt="%.2f"):
-            return "-" if value is None else fmt % value
-        print("%-9s %6d %11s %8s %11s %17s %6d %11d" % (label, row["relocations"], show(row["gap_median"]), show(row["gap_max"]),
-                                                      show(row["task_median"]), show(row["under_threshold_median"]), row["lost"], row["duplicated"]))
+        cells = (label, row["relocations"], show(row["gap_median"]), show(row["gap_max"]), show(row["task_median"]),
+                 show(row["under_threshold_median"]), row["lost"], row["duplicated"])
+        print("%-9s %6d %11s %8s %11s %17s %6d %11d" % cells)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(rows, indent=2) + "\n")

@@ -13,6 +13,7 @@ set -a; . "$ROOT/.lab/docker.env"; set +a
 CLI=${SMOKE_CLI:-$DOCKER_CLI}
 A() { "$CLI" -H "$DOCKER_A_HOST" "$@"; }
 B() { "$CLI" -H "$DOCKER_B_HOST" "$@"; }
+# shellcheck disable=SC2016  # expanded by the container's shell, not this one
 COUNTER='i=0; while true; do echo $i; i=$((i+1)); sleep 0.1; done'
 NAME=smoke-$$
 TMP=$(mktemp -d)
@@ -33,8 +34,8 @@ sequence() {
 # `docker start --checkpoint` straight after a checkpoint has been seen to fail once with
 # "content sha256:… already exists"; that error is retried, anything else is not.
 start_from_checkpoint() {
-  local engine=$1 checkpoint=$2 container=$3 out try
-  for try in 1 2 3 4 5; do
+  local engine=$1 checkpoint=$2 container=$3 out
+  for _ in 1 2 3 4 5; do
     if out=$("$engine" start --checkpoint "$checkpoint" "$container" 2>&1); then return 0; fi
     case $out in *"already exists"*) echo "smoke: retrying restore ($out)" >&2; sleep 0.2 ;; *) fail "restore: $out" ;; esac
   done

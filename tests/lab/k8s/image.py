@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Write a docker-save style image tar that `ctr images import` accepts, without any engine.
 
     image.py OUT.tar --tag REF --layer TAR_OR_DIR [--layer ...] [--entrypoint JSON] [--cmd JSON]
@@ -86,9 +85,9 @@ def main(argv):
                 "Env": args.env or ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
                 "WorkingDir": args.workdir,
             },
-            "rootfs": {"type": "layers", "diff_ids": ["sha256:" + d for _, d, _ in layers]},
+            "rootfs": {"type": "layers", "diff_ids": ["sha256:" + digest for unused, digest, unused2 in layers]},
             "history": [{"created": "1970-01-01T00:00:00Z", "created_by": "tests/lab/k8s/image.py"}
-                        for _ in layers],
+                        for unused in layers],
         }
         if args.entrypoint is not None:
             config["config"]["Entrypoint"] = args.entrypoint
@@ -99,7 +98,7 @@ def main(argv):
         manifest = [{
             "Config": config_name,
             "RepoTags": [args.tag],
-            "Layers": ["%s/layer.tar" % d for _, d, _ in layers],
+            "Layers": ["%s/layer.tar" % digest for unused, digest, unused2 in layers],
         }]
 
         tmp_out = args.out + ".tmp"
