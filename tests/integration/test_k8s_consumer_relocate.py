@@ -7,13 +7,12 @@ the API server and the brokers themselves.
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 
 import pytest
 
-from conftest import ROOT, run_module
+from conftest import run_module
 
 kubernetes = pytest.importorskip("kubernetes")
 confluent_kafka = pytest.importorskip("confluent_kafka")
@@ -23,25 +22,12 @@ pytestmark = pytest.mark.timeout(600)
 LABEL = "topology.kubernetes.io/region"
 
 
-def k8s_env():
-    env = {}
-    path = ROOT / ".lab" / "env"
-    if path.exists():
-        for line in path.read_text().splitlines():
-            if "=" in line:
-                key, value = line.split("=", 1)
-                env[key] = value
-    env.update({k: v for k, v in os.environ.items() if k.startswith(("K8S_", "KUBECONFIG", "KAFKA_"))})
-    return env
-
-
 @pytest.fixture(scope="module")
-def k8s():
-    env = k8s_env()
+def k8s(lab):
     for key in ("KUBECONFIG", "K8S_NODE_A", "K8S_NODE_B", "K8S_CONSUMER_IMAGE", "KAFKA_BOOTSTRAP_SERVERS"):
-        if not env.get(key):
+        if not lab.get(key):
             pytest.skip("the lab's Kubernetes or Kafka is not up (no %s in .lab/env): run tests/lab/up" % key)
-    return Cluster(env)
+    return Cluster(lab)
 
 
 class Cluster:
