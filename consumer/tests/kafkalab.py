@@ -154,7 +154,7 @@ def assert_each_once(records, count):
 class Instance:
     """One helper process; its JSON event lines are collected as they come, with the time they arrived."""
 
-    def __init__(self, name, env, logdir):
+    def __init__(self, name, env, logdir, module="streamops_consumer"):
         self.name = name
         self.ready_file = str(logdir / ("%s.ready" % name))
         path = os.pathsep.join(filter(None, [str(SRC), os.environ.get("PYTHONPATH")]))
@@ -162,7 +162,7 @@ class Instance:
         full.update(env)
         self.stderr_path = logdir / ("%s.%d.stderr" % (name, time.monotonic_ns()))
         self._stderr = open(self.stderr_path, "w")
-        self.proc = subprocess.Popen([sys.executable, "-m", "streamops_consumer"], env=full, stdout=subprocess.PIPE,
+        self.proc = subprocess.Popen([sys.executable, "-m", module], env=full, stdout=subprocess.PIPE,
                                      stderr=self._stderr, text=True)
         self.events = []
         self._changed = threading.Condition()

@@ -19,6 +19,7 @@ from __future__ import annotations
 import signal
 import threading
 import time
+from typing import NamedTuple, Optional
 
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
@@ -34,6 +35,21 @@ FLUSH_TIMEOUT = 30.0
 
 class Fatal(Exception):
     """The helper cannot go on without risking the guarantee; it exits non-zero, committing nothing more."""
+
+
+class Unprocessed(Exception):
+    """Raised by a process hook that gives the record in hand back unprocessed (asked to stop while it waited): the
+    helper commits what came before it, seeks back to it so that the next owner starts there, and stops cleanly."""
+
+
+class Output(NamedTuple):
+    """One output of a process hook: to the output topic (topic None) or to another topic, with optional headers
+    ([(name, bytes)] or {name: bytes}). A plain (key, value) pair is the same as Output(key, value)."""
+
+    key: Optional[bytes]
+    value: Optional[bytes]
+    topic: Optional[str] = None
+    headers: Optional[object] = None
 
 
 def passthrough(msg):
@@ -66,6 +82,9 @@ class ConsumerHelper:
         # entered with the offset of the record in hand *before* processing, so that an abort rewinds it too.
         self._pending = {}
         self._in_hand = None        # the partition of the record being processed
+        self._in_hand_offset = None
+        self._rewound_in_hand = False   # a checkpoint() inside the hook had to abort: the record in hand is re-read
+        self._rewinds = 0
         self._batch_size = 0
         self._batch_deadline = 0.0
         self._delivery_error = None
@@ -76,6 +95,28 @@ class ConsumerHelper:
 
     def _should_stop(self):
         return self._stopping
+
+    @property
+    def stopping(self):
+        """True once stop() was called: a process hook that waits should give its record back (raise Unprocessed)."""
+        return self._stopping
+
+    def checkpoint(self):
+        """Commit what is done before the record in hand (exactly-once: the open transaction) and go on with it.
+
+        For a process hook about to wait (retries, back-off, a function scaled to zero): no transaction stays open
+        while it waits, so none times out, and other partitions' progress is not held back. If the commit fails the
+        helper rewinds as usual, and whatever the hook then returns for the record in hand is dropped: it is read again.
+        """
+        if not self.manual or self._in_hand is None or self._rewound_in_hand:
+            return
+        rewinds = self._rewinds
+        self._commit("checkpoint")
+        if self._rewinds != rewinds:
+            self._rewound_in_hand = True
+        else:
+            # Entered again, as _handle did before calling the hook: an abort from here on rewinds it too.
+            self._pending.setdefault(self._in_hand, self._in_hand_offset)
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -176,17 +217,36 @@ class ConsumerHelper:
         if slow:
             gate.nap(slow, self._should_stop)  # cut short by stop(): the record is then finished at once
         try:
-            self._in_hand = key
+            self._in_hand, self._in_hand_offset, self._rewound_in_hand = key, msg.offset(), False
             outputs = self.process(msg) if self.process is not None else None
+        except Unprocessed as exc:
+            # Given back: what came before it is committed, and the next owner (or this one) starts at this record.
+            self._commit("unprocessed", always_log=True)
+            if not self._rewound_in_hand:
+                self._seek(key, msg.offset())
+            self.events.emit("unprocessed", topic=msg.topic(), partition=msg.partition(), offset=msg.offset(), why=str(exc))
+            self._stopping = True
+            return
         except Exception as exc:
             # What came before this record is done and may be committed; this one is left for the next instance.
             self._commit("process-error", always_log=True)
-            raise Fatal("process hook failed on %s[%d]@%d: %r" % (msg.topic(), msg.partition(), msg.offset(), exc))
+            why = str(exc) if isinstance(exc, Fatal) else repr(exc)
+            raise Fatal("process hook failed on %s[%d]@%d: %s" % (msg.topic(), msg.partition(), msg.offset(), why))
         finally:
-            self._in_hand = None
+            self._in_hand = self._in_hand_offset = None
+        if self._rewound_in_hand:
+            return  # a checkpoint inside the hook aborted and rewound: this record comes again, its outputs are dropped
+        if self.eos and not self._in_txn:  # a checkpoint inside the hook committed the transaction
+            self._kafka_call("begin_transaction", self._producer.begin_transaction)
+            self._in_txn = True
+            self._pending.setdefault(key, msg.offset())
         try:
-            for out_key, out_value in outputs or ():
-                self._produce(out_key, out_value)
+            for item in outputs or ():
+                if isinstance(item, Output):
+                    self._produce(item.key, item.value, item.topic, item.headers)
+                else:
+                    out_key, out_value = item
+                    self._produce(out_key, out_value)
         except KafkaException as exc:
             if not self.eos:
                 raise Fatal("produce: %s" % exc)
@@ -196,13 +256,19 @@ class ConsumerHelper:
             self._pending[key] = msg.offset() + 1
             self._batch_size += 1
 
-    def _produce(self, key, value):
-        if self._producer is None or not self.settings.output_topic:
-            return
+    def _produce(self, key, value, topic=None, headers=None):
+        if topic is None:
+            topic = self.settings.output_topic
+            if self._producer is None or not topic:
+                return  # no output topic: the hook alone sees the records
+        elif self._producer is None:
+            raise Fatal("the process hook produced to topic %s, but without an output topic or exactly-once mode the helper has no producer"
+                        % topic)
         callback = self._on_delivery if self.settings.mode == "at-least-once" else None
+        extra = {"headers": headers} if headers else {}
         while True:
             try:
-                self._producer.produce(self.settings.output_topic, value=value, key=key, on_delivery=callback)
+                self._producer.produce(topic, value=value, key=key, on_delivery=callback, **extra)
                 return
             except BufferError:  # local queue full: let deliveries drain it
                 self._producer.poll(0.05)
@@ -223,7 +289,7 @@ class ConsumerHelper:
             return
         if reason == "shutdown":
             committed = self._held_offsets(committed)
-        if always_log or (reason != "batch" and committed):
+        if always_log or (reason not in ("batch", "checkpoint") and committed):
             self.events.emit("committed", reason=reason, offsets=offsets_by_topic(committed))
 
     def _held_offsets(self, committed):
@@ -311,8 +377,15 @@ class ConsumerHelper:
         else:
             self._pending.clear()
 
+    def _seek(self, key, offset):
+        try:
+            self._consumer.seek(TopicPartition(key[0], key[1], offset))
+        except KafkaException as exc:
+            raise Fatal("seek back to %s[%d]@%d: %s" % (key[0], key[1], offset, exc))
+
     def _rewind(self):
         """Seek the partitions touched since the last commit back to their committed offsets."""
+        self._rewinds += 1
         touched, self._pending = list(self._pending), {}
         assigned = {(tp.topic, tp.partition) for tp in self._consumer.assignment()}
         wanted = [TopicPartition(topic, partition) for topic, partition in touched if (topic, partition) in assigned]
@@ -375,7 +448,11 @@ class ConsumerHelper:
 
 def run(settings: Settings = None, process=None) -> int:
     """Run a ConsumerHelper (settings from the environment by default) until SIGTERM or SIGINT; its exit code."""
-    helper = ConsumerHelper(settings or Settings.from_env(), process)
+    return run_until_signalled(ConsumerHelper(settings or Settings.from_env(), process))
+
+
+def run_until_signalled(helper) -> int:
+    """helper.run(), stopped by SIGTERM or SIGINT (in the main thread); its exit code."""
     if threading.current_thread() is not threading.main_thread():
         return helper.run()  # signals reach the main thread only: the caller stops the helper itself
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
