@@ -42,6 +42,15 @@ def _broker_id(value, what):
     raise ModelError("%s must be a broker id (an integer), got %r." % (what, value))
 
 
+def broker_id_list(value, what):
+    """A list of broker ids (None is an empty list); anything else is a ModelError naming `what`."""
+    if value is None:
+        return []
+    if not isinstance(value, (list, tuple)):
+        raise ModelError("%s must be a list of broker ids, got %r." % (what, value))
+    return [_broker_id(item, "%s entry" % what) for item in value]
+
+
 def partition_name(topic, partition):
     return "%s-%d" % (topic, partition)
 
@@ -109,8 +118,7 @@ class ClusterModel:
         model = cls()
         model._add_brokers(brokers)
         model._add_partitions(partitions)
-        for value in list(data.get("drain_brokers") or []) + list(drain_brokers or []):
-            bid = _broker_id(value, "drain_brokers entry")
+        for bid in broker_id_list(data.get("drain_brokers"), "drain_brokers") + broker_id_list(drain_brokers, "drain_brokers"):
             if bid not in model.broker_index:
                 raise ModelError("drain_brokers names broker %d, which is not in the cluster model." % bid)
             model.drained.add(model.broker_index[bid])

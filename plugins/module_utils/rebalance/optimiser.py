@@ -28,6 +28,7 @@ The random generator is seeded, so a seed gives the same plan (unless the time l
 from __future__ import annotations
 
 import heapq
+import math
 import random
 import time
 
@@ -48,8 +49,8 @@ class Budget:
         for name, value in (("max_moves", max_moves), ("max_bytes", max_bytes), ("max_leader_moves", max_leader_moves)):
             if value is None:
                 continue
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                raise ModelError("%s must be a positive number, got %r." % (name, value))
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+                raise ModelError("%s must be a positive number (finite), got %r." % (name, value))
             if value == 0:
                 raise ModelError("%s is 0, so no plan could change anything; leave it unset for no limit." % name)
         self.max_moves = max_moves

@@ -9,6 +9,7 @@ call :func:`plan_rebalance`; every bad input surfaces as :class:`ModelError` wit
 
 from __future__ import annotations
 
+import math
 import time
 
 from ansible_collections.streamops.day2.plugins.module_utils.rebalance.constraints import Constraints
@@ -47,9 +48,19 @@ def reassignment(model, replicas, leader, movable=None):
 
 
 def _check_time_limit(time_limit):
-    if isinstance(time_limit, bool) or not isinstance(time_limit, (int, float)) or time_limit <= 0:
-        raise ModelError("time_limit must be a number of seconds > 0, got %r." % (time_limit,))
+    if isinstance(time_limit, bool) or not isinstance(time_limit, (int, float)) or not math.isfinite(time_limit) or time_limit <= 0:
+        raise ModelError("time_limit must be a finite number of seconds > 0, got %r." % (time_limit,))
     return float(time_limit)
+
+
+def _check_options(goal_weights, balance_bands, custom_goals, excluded_topics):
+    """The shape of the options a playbook or a filter call may get wrong (their values are checked where they are used)."""
+    for name, value in (("goal_weights", goal_weights), ("balance_bands", balance_bands)):
+        if value is not None and not isinstance(value, dict):
+            raise ModelError("%s must be a mapping of name to a number, got %r." % (name, value))
+    for name, value in (("custom_goals", custom_goals), ("excluded_topics", excluded_topics)):
+        if value is not None and not isinstance(value, (list, tuple)):
+            raise ModelError("%s must be a list, got %r." % (name, value))
 
 
 def _movable(model, excluded_topics):
@@ -74,6 +85,7 @@ class Planner:
                  capacity_threshold=DEFAULT_CAPACITY_THRESHOLD, time_limit=DEFAULT_TIME_LIMIT, seed=0, settings=None,
                  balance_bands=None):
         self.started = time.perf_counter()
+        _check_options(goal_weights, balance_bands, custom_goals, excluded_topics)
         if isinstance(model, ClusterModel):
             if drain_brokers:
                 raise ModelError("Give drain_brokers with the model dict, not with an already built ClusterModel.")
@@ -86,8 +98,6 @@ class Planner:
             raise ModelError("seed must be an integer, got %r." % (seed,))
         self.seed = seed
         movable, self.warnings = _movable(self.model, excluded_topics)
-        if balance_bands is not None and not isinstance(balance_bands, dict):
-            raise ModelError("balance_bands must be a mapping of resource to a fraction, got %r." % (balance_bands,))
         self.goals = build_goals(goal_weights, custom_goals, balance_bands)
         self.state = ClusterState(self.model, movable)
         # Feasibility first: goals may assume there is something to balance onto.
