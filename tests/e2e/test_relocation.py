@@ -53,7 +53,8 @@ def test_at_least_once_relocations_alone_duplicate_nothing(env):
 
 
 def test_naive_move_is_measured_for_comparison(env):
-    report = run(env, "auto-commit", naive=True)
+    # The same run, SIGKILL included, with an ordinary auto-commit consumer moved by a node-selector patch.
+    report = run(env, "auto-commit", naive=True, kill="middle")
     keep("relocation-naive.json", report)
     assert report["relocations"] >= 5
     assert report["output_records"] > 0

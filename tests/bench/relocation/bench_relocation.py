@@ -40,6 +40,7 @@ def main():
     parser.add_argument("--produced", type=int, default=20000)
     parser.add_argument("--rate", type=int, default=200)
     parser.add_argument("--mode", default="exactly-once", choices=["exactly-once", "at-least-once"])
+    parser.add_argument("--strategies", default="handover,warm,naive", help="which of handover, warm, naive to run")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     env = lab_env()
@@ -47,7 +48,10 @@ def main():
     if reason:
         sys.exit("bench_relocation: %s" % reason)
     rows = {}
+    wanted = args.strategies.split(",")
     for label, options in (("handover", dict(strategy="handover")), ("warm", dict(strategy="warm")), ("naive", dict(naive=True))):
+        if label not in wanted:
+            continue
         report = run(env, args.mode, produced=args.produced, rate=args.rate, relocations=args.relocations, **options)
         rows[label] = dict(figures(report), report=report)
         print("%-9s %s" % (label, json.dumps({k: v for k, v in rows[label].items() if k != "report"})), flush=True)
