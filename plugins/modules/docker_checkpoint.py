@@ -51,6 +51,8 @@ options:
       - V(absent) removes version O(name), or every version named with O(prefix) when O(name) is not given.
       - V(query) lists versions and never changes anything (an info mode, C(changed) is always false).
       - V(restored) makes the container run from version O(name) (default the newest valid one); nothing happens when it runs.
+        From a store, a version taken before the container moved to another engine (the store's home record, written by every
+        checkpoint, restore and migration naming the store) is refused unless O(force), with the reason.
     type: str
     choices: [present, absent, query, restored]
     default: present
@@ -155,7 +157,10 @@ options:
     type: float
     default: 1.0
   force:
-    description: With O(state=restored), replace another container that has the container's name on the engine.
+    description:
+      - With O(state=restored), replace another container that has the container's name on the engine.
+      - With O(state=restored) from a store, also restore a version taken before the container moved (by a migration or a
+        restore) to another engine, which is otherwise refused: the copy there holds newer state.
     type: bool
     default: false
 notes:
@@ -289,6 +294,20 @@ actions:
   type: list
   elements: str
   sample: ["checkpoint container counter as ckpt-20250101T120000.250Z into the store /shared/checkpoints (directory), leaving it running, by runc"]
+home:
+  description:
+    - The store's record of where the container last ran (C(engine), C(engine_id), C(how) V(checkpoint), V(restore) or
+      V(migration), C(since), C(version), C(from_engine)); V(null) when the store has none.
+  returned: with O(store_path), when O(state=query) or O(state=restored)
+  type: dict
+  sample: {engine: "unix:///run/engine-b/docker.sock", how: migration, since: "2025-01-01T12:00:00+00:00", from_engine: "unix:///run/engine-a/docker.sock"}
+msg:
+  description:
+    - One line saying what was (or would be) done, for the play's output, for example
+      C(Took version ckpt-20250101T120000.250Z of counter into the store /shared/checkpoints (frozen 0.21s, 16.6 MB); 5 versions kept.)
+      or C(Restored counter on unix:///run/engine-b/docker.sock from version ... in 0.80s.).
+  returned: when O(state=present) or O(state=restored)
+  type: str
 location:
   description: Where the versions live, V(engine) or V(store).
   returned: always

@@ -124,6 +124,14 @@ options:
     description: The restored container must keep running this long before the migration counts as done.
     type: float
     default: 2.0
+  store_path:
+    description:
+      - The checkpoint store the container's versions are kept in (the one of M(streamops.day2.docker_checkpoint) and the
+        C(container_checkpoint) role; created when missing). The move is recorded there (the container's home is now the target),
+        so a failover never brings back a version taken before the move on another engine without C(force).
+      - Without it nothing records the move; the C(container_failover) role then relies on the container it finds on the
+        engines that answer.
+    type: path
   keep_checkpoint:
     description: Keep the checkpoint in O(transfer_dir) afterwards (its path is returned).
     type: bool
@@ -236,9 +244,15 @@ rolled_back:
   returned: when the migration failed after the checkpoint
   type: bool
 msg:
-  description: Why nothing was done (the container already runs on the target), or what failed and how it was undone.
-  returned: when the container already runs on the target, or on failure
+  description:
+    - The move in one line (C(Moved counter from ... to ... by runc: frozen 0.41s, down 1.35s, 202.0 MB moved, 3.20s in all.)),
+      why nothing was done (the container already runs on the target), or what failed and how it was undone.
+  returned: always
   type: str
+home:
+  description: The store's record of where the container now runs (C(engine), C(how=migration), C(since), C(from_engine)).
+  returned: when the container was moved with O(store_path)
+  type: dict
 checkpoint_path:
   description: Where the checkpoint was kept (O(keep_checkpoint)).
   returned: when O(keep_checkpoint=true) and the container was moved
@@ -268,6 +282,7 @@ def main():
             link_pages=dict(type="bool", default=True),
             remove_source=dict(type="bool", default=True),
             verify_seconds=dict(type="float", default=2.0),
+            store_path=dict(type="path"),
             keep_checkpoint=dict(type="bool", default=False),
             force=dict(type="bool", default=False),
             criu_path=dict(type="path", fallback=(env_fallback, ["CRIU_BIN"])),

@@ -17,6 +17,7 @@ from ansible_collections.streamops.day2.plugins.module_utils._docker import Dock
 from ansible_collections.streamops.day2.plugins.module_utils._criu import capability
 from ansible_collections.streamops.day2.plugins.module_utils._criu import common
 from ansible_collections.streamops.day2.plugins.module_utils._criu import container as ctr
+from ansible_collections.streamops.day2.plugins.module_utils._criu import failover
 from ansible_collections.streamops.day2.plugins.module_utils._criu import images as criu_images
 from ansible_collections.streamops.day2.plugins.module_utils._criu import names
 from ansible_collections.streamops.day2.plugins.module_utils._criu import restore as criu_restore
@@ -117,7 +118,28 @@ class CheckpointTask:
         after = self.versions(inspect, name) if not self.module.check_mode else _predict(before, created, removed)
         self.result.update(checkpoint=created or next((v for v in after if v["name"] == wanted), None) if wanted else created,
                            removed=[v["name"] for v in removed])
+        self.result["msg"] = self._present_summary(name, created, wanted, after, removed)
         return self.finish(before, after, changed=bool(create or removed), inspect=inspect)
+
+    def _present_summary(self, name, created, wanted, after, removed):
+        """One line for the play's output: what was (or would be) taken and kept."""
+        where = "the store %s" % self.p["store_path"] if self.location == "store" else "the engine"
+        if created:
+            freeze = (self.result.get("timings") or {}).get("freeze_seconds")
+            size = created.get("size")
+            text = "%s version %s of %s into %s%s" % (
+                "Would take" if self.module.check_mode else "Took", created["name"], name, where,
+                " (frozen %.2fs, %.1f MB)" % (freeze, size / 1e6) if freeze is not None and size else
+                " (%.1f MB)" % (size / 1e6) if size else "")
+        elif wanted:
+            text = "Version %s of %s exists already in %s" % (wanted, name, where)
+        else:
+            text = "No new version of %s: %s" % (name, self.result.get("skipped_reason") or "nothing to do")
+        kept = [v["name"] for v in after]
+        text += "; %d version%s kept%s" % (len(kept), "" if len(kept) == 1 else "s", " (newest %s)" % kept[0] if kept else "")
+        if removed:
+            text += "; %s %s" % ("would remove" if self.module.check_mode else "removed", ", ".join(v["name"] for v in removed))
+        return text + "."
 
     def create(self, inspect, name, checkpoint):
         p = self.p
@@ -239,7 +261,17 @@ class CheckpointTask:
         self.result["timings"] = dict(checkpoint_seconds=dumped["checkpoint_seconds"], freeze_seconds=dumped["freeze_seconds"],
                                       store_seconds=round(store_seconds, 3))
         self.result["criu_stats"] = dumped["criu_stats"]
+        self._record_home(name, "checkpoint", version=checkpoint, container_id=inspect.get("Id"))
         return version.as_dict()
+
+    def _record_home(self, name, how, version=None, container_id=None):
+        """The store's record of where the container now runs (failover_plan and the restore guard read it)."""
+        try:
+            self.store.set_home(name, self.engine.host, how, engine_id=self.engine.info().get("ID"), version=version,
+                                container_id=container_id)
+        except (StoreError, OSError, DockerError) as e:
+            self.module.warn("Where %s runs could not be recorded in the store %s (%s): a failover may take an older engine "
+                             "for its home." % (name, self.store.root, e))
 
     def _image_archive(self, inspect):
         """(path of the image's archive relative to the store, whether the store lacks it)."""
@@ -326,6 +358,8 @@ class CheckpointTask:
             for entry in versions:
                 problems = self.store.verify(by_name[entry["name"]])
                 entry.update(valid=not problems, problems=problems)
+        if self.location == "store":
+            self.result["home"] = self.store.home(name) if self.store else None
         self.result.update(versions=versions, latest=versions[0] if versions else None,
                            container=ctr.summary(inspect, self.engine.host if inspect else None), changed=False,
                            capabilities=self._capabilities(), actions=[], location=self.location)
@@ -372,7 +406,15 @@ class CheckpointTask:
             inspect = self.engine.wait_running(inspect["Id"], p["verify_seconds"])
             self.result["timings"] = dict(restore_seconds=round(seconds, 3))
         self.result["checkpoint"] = next(v for v in versions if v["name"] == wanted)
+        self.result["msg"] = self._restore_summary(p["container"], wanted, None, None)
         return self.finish([], [], changed=True, inspect=inspect, restored=True)
+
+    def _restore_summary(self, name, version, created, engine):
+        seconds = (self.result.get("timings") or {}).get("restore_seconds")
+        return "%s %s on %s from version %s%s%s." % (
+            "Would restore" if self.module.check_mode else "Restored", name, self.engine.host, version,
+            " (taken %s%s)" % (created, " on %s" % engine if engine and engine != self.engine.host else "") if created else "",
+            " in %.2fs" % seconds if seconds is not None else "")
 
     def _restore_from_store(self, inspect):
         p = self.p
@@ -394,6 +436,14 @@ class CheckpointTask:
             raise DockerError("The store %s holds no %sversion of container %s." % (p["store_path"], which, name))
         manifest = version.manifest
         original = manifest.get("container") or {}
+        home = self.store.home(name)
+        self.result["home"] = home
+        stale = failover.refusal(home, version.name, version.created, (manifest.get("engine") or {}).get("docker_host"),
+                                 self.engine.host, self._engine_id(), container=name)
+        if stale and not p["force"]:
+            raise DockerError(stale)
+        if stale:
+            self.module.warn("force=true: %s" % stale)
         if inspect is not None and inspect["Id"] != original.get("id") and not p["force"]:
             raise DockerError("Another container named %s (%s) exists on %s; remove it or set force=true to replace it."
                               % (name, inspect["Id"][:12], self.engine.host))
@@ -411,7 +461,10 @@ class CheckpointTask:
         if not reuse:
             self.actions.append("create container %s on %s with the configuration of %s" % (name, self.engine.host, version.name))
         self.actions.append("restore container %s from version %s (%s)" % (name, version.name, version.created))
+        self.actions.append("record in the store that %s runs on %s" % (name, self.engine.host))
+        version_engine = (manifest.get("engine") or {}).get("docker_host")
         if self.module.check_mode:
+            self.result["msg"] = self._restore_summary(name, version.name, version.created, version_engine)
             return self.finish([], [], changed=True, inspect=inspect, restored=True)
         ref, unused, image_bytes = criu_restore.ensure_image(self.engine, wanted_image, original.get("image"), archive=archive)
         created_id = None
@@ -437,7 +490,16 @@ class CheckpointTask:
         self.result["timings"] = dict(restore_seconds=outcome["restore_seconds"])
         self.result["restore"] = dict(mode=outcome["mode"], bytes_rebuilt=rebuilt, image_bytes=image_bytes,
                                       link_error=outcome["link_error"])
+        self._record_home(name, "restore", version=version.name, container_id=container_id)
+        self.result["home"] = self.store.home(name)
+        self.result["msg"] = self._restore_summary(name, version.name, version.created, version_engine)
         return self.finish([], [], changed=True, inspect=outcome["inspect"], restored=True)
+
+    def _engine_id(self):
+        try:
+            return self.engine.info().get("ID")
+        except DockerError:
+            return None
 
     # -- result -----------------------------------------------------------------------------
 

@@ -62,7 +62,8 @@ def summary(inspect, engine=None):
     state = inspect.get("State") or {}
     out = dict(exists=True, name=container_name(inspect), id=inspect.get("Id"), image=(inspect.get("Config") or {}).get("Image"),
                image_id=inspect.get("Image"), status=state.get("Status"), running=bool(state.get("Running")),
-               pid=state.get("Pid") or None, started_at=state.get("StartedAt"))
+               pid=state.get("Pid") or None, created=inspect.get("Created"), started_at=state.get("StartedAt"),
+               finished_at=state.get("FinishedAt"))
     if engine:
         out["docker_host"] = engine
     return out

@@ -32,7 +32,7 @@ from ansible_collections.streamops.day2.plugins.module_utils._criu import images
 from ansible_collections.streamops.day2.plugins.module_utils._criu import names
 from ansible_collections.streamops.day2.plugins.module_utils._criu import restore as criu_restore
 from ansible_collections.streamops.day2.plugins.module_utils._criu import runc as criu_runc
-from ansible_collections.streamops.day2.plugins.module_utils._criu.store import version_name
+from ansible_collections.streamops.day2.plugins.module_utils._criu.store import Store, StoreError, version_name
 
 MAX_ROOTFS_ENTRIES = 2000
 # Paths the engine mounts into every container itself: never copied from the writable layer.
@@ -119,6 +119,8 @@ class Migration:
         if (src.get("HostConfig") or {}).get("AutoRemove"):
             self.module.warn("Container %s was started with --rm: once checkpointed the source engine removes it, so a failed restore "
                              "cannot bring it back on the source." % p["container"])
+        if p["store_path"] and os.path.exists(p["store_path"]) and not os.path.isdir(p["store_path"]):
+            raise DockerError("The checkpoint store %s is not a directory." % p["store_path"])
         wanted = dict(id=src.get("Image"), layers=ctr.image_identity(self.source.image(src.get("Image"))).get("layers", []))
         ref = (src.get("Config") or {}).get("Image")
         unused, image_action, unused_bytes = criu_restore.ensure_image(self.target, wanted, ref, source=self.source if p["image_transfer"] else None,
@@ -148,6 +150,8 @@ class Migration:
             self.actions.append("copy the files %s changed in its writable layer to the target" % name)
         self.actions.append("restore %s on %s and check it keeps running for %gs" % (name, self.target.host, p["verify_seconds"]))
         self.actions.append("remove %s from %s" % (name, self.source.host) if p["remove_source"] else "leave %s stopped on %s" % (name, self.source.host))
+        if p["store_path"]:
+            self.actions.append("record in the store %s that %s runs on %s" % (os.path.abspath(p["store_path"]), name, self.target.host))
         self.result["method"] = plan["method"]
         if self.module.check_mode:
             return self.finish(True, src, dst, moved=True)
@@ -210,9 +214,21 @@ class Migration:
             self.source.remove_container(src["Id"])
         elif policy_changed:
             self.source.update_restart_policy(src["Id"], policy)
+        if p["store_path"]:
+            self.record_home(name, target_id)
         timings["total_seconds"] = _since(started)
         sizes["transferred"] = sizes.get("checkpoint", 0) + sizes.get("image", 0) + sizes.get("rootfs", 0)
         return self.finish(True, self.source.container(src["Id"]), dst, moved=True)
+
+    def record_home(self, name, target_id):
+        """The store's record that the container now runs on the target (what failover_plan and docker_checkpoint read)."""
+        try:
+            store = Store(self.p["store_path"], create=True)
+            self.result["home"] = store.set_home(name, self.target.host, "migration", engine_id=self.target.info().get("ID"),
+                                                 from_engine=self.source.host, container_id=target_id)
+        except (StoreError, OSError, DockerError) as e:
+            self.module.warn("The move of %s could not be recorded in the store %s (%s): a failover may take %s for its home."
+                             % (name, self.p["store_path"], e, self.source.host))
 
     def pre_dump(self, src, plan, transfer, checkpoint):
         """One pre-copy round while the container runs; returns the parent path for the final dump (relative)."""
@@ -336,8 +352,21 @@ class Migration:
         except DockerError as e:
             return "it could not be started again on the source %s either (%s)" % (self.source.host, e)
 
+    def summary(self):
+        """One line for the play's output: the move, its freeze time, downtime and bytes."""
+        name, source, target = self.p["container"], self.source.host, self.target.host
+        if self.module.check_mode:
+            return "Would move %s from %s to %s by %s." % (name, source, target, self.result.get("method"))
+        timings, sizes = self.result["timings"], self.result["bytes"]
+        freeze = timings.get("freeze_seconds")
+        return "Moved %s from %s to %s by %s: frozen %s, down %.2fs, %.1f MB moved, %.2fs in all." % (
+            name, source, target, self.result.get("method"), "%.2fs" % freeze if freeze is not None else "(unknown through the engine)",
+            timings.get("downtime_seconds") or 0, (sizes.get("transferred") or 0) / 1e6, timings.get("total_seconds") or 0)
+
     def finish(self, changed, src, dst, moved):
         result = self.result
+        if moved:
+            result["msg"] = self.summary()
         result.update(changed=changed, actions=self.actions,
                       source=ctr.summary(src, self.source.host if src else None),
                       target=ctr.summary(dst, self.target.host if dst else None))

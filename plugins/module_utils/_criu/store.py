@@ -12,6 +12,8 @@ Layout under the store root (a directory every engine host mounts at the same pa
     <root>/<container>/<version>/images/      CRIU images as dumped (format directory)
     <root>/<container>/<version>/images.tar   or images.tar.gz (format archive)
     <root>/<container>/.tmp-*                 versions being written (never listed; cleaned when stale)
+    <root>/<container>/.home.json             where the container last ran: the engine of its last checkpoint,
+                                              restore or migration (see home())
 
 A version exists once its directory has its final name, and that rename is the last step, after
 its manifest was written: a crash leaves a ``.tmp-*`` directory, never a half version. The
@@ -37,6 +39,8 @@ from ansible_collections.streamops.day2.plugins.module_utils._criu import dedup
 from ansible_collections.streamops.day2.plugins.module_utils._criu import names
 
 MANIFEST = "manifest.json"
+HOME = ".home.json"
+HOW = ("checkpoint", "restore", "migration")
 MANIFEST_VERSION = 1
 FORMATS = ("directory", "archive", "dedup")
 MARKER = ".streamops-checkpoint-store"
@@ -253,7 +257,27 @@ class Store:
             skipped.append((version.name, problems))
         return None, skipped
 
+    def home(self, container):
+        """The container's home record (where it last ran), or None: {engine, engine_id, how, since, since_ts, version,
+        from_engine, container_id}."""
+        record = self._read_json(os.path.join(self.container_dir(container), HOME))
+        if not record or record.get("how") not in HOW or not record.get("engine"):
+            return None
+        return record
+
     # -- writing ----------------------------------------------------------------------------
+
+    def set_home(self, container, engine, how, engine_id=None, version=None, from_engine=None, container_id=None, when=None):
+        """Record that the container now runs on `engine` (a docker_host), since `when`, because of `how`."""
+        if how not in HOW:
+            raise StoreError("Unknown reason %r for a home record (one of %s)." % (how, ", ".join(HOW)))
+        when = when or utc_now()
+        base = self.container_dir(container)
+        os.makedirs(base, exist_ok=True)
+        record = dict(engine=engine, engine_id=engine_id, how=how, since=when.isoformat(), since_ts=when.timestamp(),
+                      version=version, from_engine=from_engine, container_id=container_id)
+        self._write_json(os.path.join(base, HOME), record)
+        return record
 
     def add(self, container, name, images_dir, manifest, fmt="directory", compress=False, move=True):
         """Store the CRIU images of images_dir as version `name`; returns the Version.
