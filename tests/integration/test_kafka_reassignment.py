@@ -508,6 +508,22 @@ def recap_changed(output):
     return int(re.search(r"localhost\s+: ok=\d+\s+changed=(\d+)", output).group(1))
 
 
+def test_a_refusal_of_the_role_changes_nothing_and_says_so(topics, admin, kafka, lab, unique, tmp_path):
+    """Without an approval the role refuses; its preview ran in check mode, so the recap says changed=0 (it said 1)."""
+    name = topics(unique, [[1], [1]], messages=200)
+    plan_file = tmp_path / "plan.json"
+    plan_file.write_text(json.dumps(plan_of(name, [[2], [3]])))
+    extra = dict(kafka_rebalance_connection=dict(bootstrap_servers=kafka["bootstrap_servers"]), kafka_rebalance_plan_file=str(plan_file),
+                 kafka_rebalance_verify_balance=False)
+    code, output = run_playbook(lab, extra)
+    assert code != 0 and "executing a rebalance needs an approval" in output and "Nothing was moved" in output, output
+    assert recap_changed(output) == 0, output
+    fingerprint = re.search(r"kafka_rebalance_approved_fingerprint=(sha256:[0-9a-f]{64})", output).group(1)
+    wrong = run_playbook(lab, dict(extra, kafka_rebalance_approved_fingerprint="sha256:" + "0" * 64))
+    assert wrong[0] != 0 and "not the approved" in wrong[1] and recap_changed(wrong[1]) == 0, wrong[1]
+    assert replicas(admin, name) == [[1], [1]] and fingerprint
+
+
 def test_the_role_fails_while_a_broker_is_down_then_resumes_and_completes(topics, admin, kp_admin, kafka, lab, bootstrap, unique, tmp_path):
     name = topics(unique, [[1, 2], [1, 2], [1, 2]], messages=4500)  # 1.5 MB a partition
     target = [[3, 2], [2, 3], [3, 1]]
