@@ -128,7 +128,10 @@ options:
       - Defaults to the environment variable E(CRIU_BIN), then C(criu) on PATH.
     type: path
   runc_path:
-    description: The runc binary of the engine (for O(method=runc)).
+    description:
+      - The runc binary of the engine (for O(method=runc)), a path or a name looked up on PATH.
+      - Checked before anything is done, in check mode too; with O(method=auto) a missing one makes the checkpoint go through
+        the Engine API, with a warning.
     type: path
     default: runc
   runc_root:

@@ -91,7 +91,8 @@ options:
       - Directory the checkpoint is written to and restored from (a private folder inside it, removed afterwards).
       - Both engines' hosts and this one must see it at this path; with two hosts, shared storage (NFS). With both engines on
         this host, a tmpfs (V(/dev/shm)) makes the freeze shortest.
-      - Defaults to the system's temporary directory.
+      - Defaults to the system's temporary directory. When given it must exist and be writable (checked before anything is
+        done, in check mode too).
     type: path
   image_transfer:
     description: Copy the image to the target (save/load) when it lacks it; when false a missing image is an error.
@@ -144,7 +145,7 @@ options:
     description: The CRIU binary of the engines' host. Defaults to the environment variable E(CRIU_BIN), then C(criu) on PATH.
     type: path
   runc_path:
-    description: The runc binary of the source engine (for O(method=runc)).
+    description: The runc binary of the source engine (for O(method=runc)); checked before anything is done, in check mode too.
     type: path
     default: runc
   runc_root:

@@ -394,3 +394,23 @@ def test_check_mode_with_a_store_predicts_the_store_and_the_image_and_writes_not
     assert real["changed"] and real["actions"][:2] == predicted["actions"][:2], (real["actions"], predicted["actions"])
     again = checkpoint(container=name, store_path=str(store), check=True)
     assert [a for a in again["actions"] if "save image" in a or "create the checkpoint store" in a] == [], again["actions"]
+
+
+def test_a_missing_runc_is_named_and_nothing_is_created(docker, checkpoint, names, tmp_path):
+    """method=runc with runc_path=/nonexistent/runc said "Error executing command." and left an empty checkpoint."""
+    name = names()
+    docker.run_counter("a", name)
+    docker.wait_lines("a", name, 3)
+    files = _container_files(docker, "a", name)
+    store = tmp_path / "store"
+    for extra in ({}, dict(store_path=str(store))):
+        for check in (True, False):
+            result = checkpoint(container=name, method="runc", runc_path="/nonexistent/runc", check=check, **extra)
+            assert result.get("failed") and result["msg"].startswith("runc was not found at /nonexistent/runc (runc_path)"), result
+    not_on_path = checkpoint(container=name, method="runc", runc_path="no-such-runc")
+    assert not_on_path.get("failed") and "runc (no-such-runc, runc_path) was not found on this host's PATH" in not_on_path["msg"]
+    assert _container_files(docker, "a", name) == files and cli_checkpoints(docker, "a", name) == [] and not store.exists()
+    assert docker.cli("a", "inspect", "-f", "{{.State.Running}}", name).strip() == "true"
+    auto = checkpoint(container=name, runc_path="/nonexistent/runc")        # method=auto: through the engine instead, said
+    assert auto["changed"] and auto["rc"] == 0 and auto["checkpoint"]["method"] == "engine", auto
+    assert "method=auto takes the Engine API: runc was not found at /nonexistent/runc" in json.dumps(auto.get("warnings"))

@@ -169,3 +169,22 @@ def test_hostile_container_names_are_refused_before_anything_happens(migrate, tm
         assert result.get("failed") and result["msg"].startswith("Container name ") and "starting with a letter or digit" in result["msg"], (
             bad, result)
     assert os.listdir(tmp_path) == []
+
+
+def test_a_missing_transfer_dir_or_runc_is_one_sentence_in_check_mode_too(docker, migrate, names, tmp_path):
+    """A missing transfer_dir gave "Unexpected error: [Errno 2] ..." and check mode predicted success."""
+    name = names("paths")
+    docker.run_counter("a", name)
+    missing = tmp_path / "missing"
+    for check in (True, False):
+        result = migrate(container=name, transfer_dir=str(missing), check=check)
+        assert result.get("failed") and result["msg"] == (
+            "transfer_dir %s does not exist: create it (shared storage that both engines' hosts see at this path), or leave it unset "
+            "for the system's temporary directory." % missing), result
+        runc = migrate(container=name, method="runc", runc_path="/nonexistent/runc", check=check)
+        assert runc.get("failed") and runc["msg"].startswith("runc was not found at /nonexistent/runc (runc_path)"), runc
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    assert "is not a directory" in migrate(container=name, transfer_dir=str(afile))["msg"]
+    assert running(docker, "a", name) == "running" and running(docker, "b", name) == "absent"
+    assert not missing.exists()

@@ -151,8 +151,6 @@ class CheckpointTask:
         criu_info = None
         if method == "runc" or self.engine.is_local:
             criu_info = common.probe_criu(self.module)
-        if method == "runc":
-            common.runc_binary(self.module)   # a missing runc is named before anything is done
         where = "the engine"
         if p["store_path"]:
             where = "the store %s (%s%s)" % (p["store_path"], p["store_format"], ", compressed" if p["compress"] else "")

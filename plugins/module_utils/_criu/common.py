@@ -20,9 +20,15 @@ from ansible_collections.streamops.day2.plugins.module_utils._criu.store import 
 
 
 def runner(module):
-    """run(argv, env=None) -> (rc, stdout, stderr) on the module's host."""
+    """run(argv, env=None) -> (rc, stdout, stderr) on the module's host.
+
+    A program that cannot be started is rc 127 with the reason in stderr (not Ansible's exit with "Error executing
+    command."), so the caller still cleans up and says which program."""
     def run(argv, env=None):
-        return module.run_command(argv, environ_update=env or {})
+        try:
+            return module.run_command(argv, environ_update=env or {}, handle_exceptions=False)
+        except OSError as e:
+            return 127, "", "cannot run %s: %s" % (argv[0], e.strerror or e)
     return run
 
 
@@ -44,7 +50,7 @@ def probe_criu(module, features=()):
 
 
 def choose_method(module, engine, inspect, method):
-    """'runc' or 'engine' for a dump of this container (auto: runc when its runc state is on this host)."""
+    """'runc' or 'engine' for a dump of this container (auto: runc when its runc state and runc are on this host)."""
     if method == "engine":
         return "engine", None
     pid = (inspect.get("State") or {}).get("Pid")
@@ -57,16 +63,30 @@ def choose_method(module, engine, inspect, method):
         if method == "runc":
             raise DockerError(str(e))
         return "engine", None
+    try:
+        runc_binary(module)
+    except DockerError as e:
+        if method == "runc":
+            raise
+        module.warn("method=auto takes the Engine API: %s" % e)
+        return "engine", None
     return "runc", root
 
 
 def runc_binary(module):
+    """The runc binary of runc_path, checked: a missing or unusable one is named (before anything is done)."""
     path = module.params.get("runc_path") or "runc"
-    if os.path.isabs(path):
+    if os.path.isabs(path) or os.sep in path:
+        if not os.path.isfile(path):
+            raise DockerError("runc was not found at %s (runc_path): the direct runc path (method=runc) needs the engine's runc "
+                              "binary; give its path, or use method=engine." % path)
+        if not os.access(path, os.X_OK):
+            raise DockerError("runc at %s (runc_path) is not executable." % path)
         return path
     found = module.get_bin_path(path, opt_dirs=["/usr/local/sbin", "/usr/sbin", "/sbin"])
     if not found:
-        raise DockerError("runc (%s) was not found on this host; the direct runc path needs the engine's runc." % path)
+        raise DockerError("runc (%s, runc_path) was not found on this host's PATH: the direct runc path (method=runc) needs the "
+                          "engine's runc binary; give its path, or use method=engine." % path)
     return found
 
 

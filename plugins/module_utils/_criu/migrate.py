@@ -398,6 +398,14 @@ def check_input(params):
         params["container"] = names.check_container(params["container"])
     except names.BadName as e:
         raise DockerError(str(e))
+    transfer = params.get("transfer_dir")
+    if transfer:
+        if not os.path.isdir(transfer):
+            raise DockerError("transfer_dir %s %s: create it (shared storage that both engines' hosts see at this path), or leave "
+                              "it unset for the system's temporary directory." % (
+                                  transfer, "is not a directory" if os.path.exists(transfer) else "does not exist"))
+        if not os.access(transfer, os.W_OK | os.X_OK):
+            raise DockerError("transfer_dir %s is not writable by this module." % transfer)
 
 
 def run(module):
