@@ -14,9 +14,8 @@ options:
   docker_host:
     description:
       - URL of the Docker engine API, for example V(unix:///var/run/docker.sock) or V(tcp://engine-a:2376).
-      - If not set, the environment variable E(DOCKER_HOST) is used, then the local default socket.
+      - If not set, the environment variable E(DOCKER_HOST) is used, then the local socket V(unix:///var/run/docker.sock).
     type: str
-    default: unix:///var/run/docker.sock
     aliases: [docker_url]
   tls:
     description: Use TLS to talk to the engine (implied by O(validate_certs=true) or a client certificate).

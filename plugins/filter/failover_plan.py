@@ -17,7 +17,7 @@ description:
   - A container that runs is left alone; one stopped on its home engine, which answers, is left alone; one that runs nowhere
     is restored on its home engine when it answers, else on the first engine that answers, except when its newest version
     was taken before it ran on another engine that does not answer now (restoring it would bring back older state than the
-    copy there): that is refused unless O(force).
+    copy there), which is refused unless O(force).
 author:
   - streamops.day2 engineers (@streamops)
 options:

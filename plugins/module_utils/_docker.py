@@ -36,7 +36,8 @@ DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
 MIN_API_VERSION = "1.25"
 
 DOCKER_CONNECTION_SPEC = dict(
-    docker_host=dict(type="str", default=DEFAULT_DOCKER_HOST, aliases=["docker_url"], fallback=(env_fallback, ["DOCKER_HOST"])),
+    # No default in the spec: E(DOCKER_HOST) is the fallback, then DEFAULT_DOCKER_HOST (Engine), as the docs say.
+    docker_host=dict(type="str", aliases=["docker_url"], fallback=(env_fallback, ["DOCKER_HOST"])),
     tls=dict(type="bool", default=False),
     validate_certs=dict(type="bool", default=False, aliases=["tls_verify"]),
     ca_path=dict(type="path", aliases=["ca_cert"]),
@@ -59,7 +60,6 @@ def connection_suboptions(**extra):
     spec = copy.deepcopy(DOCKER_CONNECTION_SPEC)
     spec["docker_host"].pop("fallback")
     spec["docker_host"]["required"] = True
-    spec["docker_host"].pop("default")
     spec.update(extra)
     return spec
 

@@ -58,7 +58,7 @@ options:
     default: present
   name:
     description:
-      - Name of the checkpoint (version): 1 to 128 ASCII letters, digits, C(_), C(.) or C(-), starting with a letter or digit.
+      - Name of the checkpoint (version), 1 to 128 ASCII letters, digits, C(_), C(.) or C(-), starting with a letter or digit.
         Any other name (C(..), a C(/), a NUL, a newline, non-ASCII letters) is refused before the container is touched.
       - With O(state=present) and no name, a timestamped version C(<prefix><UTC time>) is created, for example C(ckpt-20250101T120000.250Z).
       - With O(state=restored), V(latest) or no name means the newest version that passes verification.
@@ -89,8 +89,8 @@ options:
       - Directory of a checkpoint store (created when missing). Without it, versions live in the engine.
       - It must be at the same path on this host and on the engine's host (shared storage such as NFS, or the same host),
         because the engine writes the checkpoint there.
-      - A run that fails after the dump (the store full, for example) removes what it wrote into the store: the dump, the
-        image archive, the container's folder and the store itself when it made them.
+      - A run that fails after the dump (the store full, for example) removes what it wrote into the store, that is the dump,
+        the image archive, the container's folder and the store itself when it made them.
     type: path
   store_format:
     description:
@@ -163,7 +163,7 @@ options:
     description:
       - With O(state=restored), replace another container that has the container's name on the engine.
       - With O(state=restored) from a store, also restore a version taken before the container moved (by a migration or a
-        restore) to another engine, which is otherwise refused: the copy there holds newer state.
+        restore) to another engine, which is otherwise refused because the copy there holds newer state.
     type: bool
     default: false
 notes:

@@ -246,7 +246,8 @@ rolled_back:
   type: bool
 msg:
   description:
-    - The move in one line (C(Moved counter from ... to ... by runc: frozen 0.41s, down 1.35s, 202.0 MB moved, 3.20s in all.)),
+    - >-
+      The move in one line (for example C(Moved counter from A to B by runc: frozen 0.41s, down 1.35s, 202.0 MB moved, 3.20s in all.)),
       why nothing was done (the container already runs on the target), or what failed and how it was undone.
   returned: always
   type: str

@@ -414,3 +414,13 @@ def test_a_missing_runc_is_named_and_nothing_is_created(docker, checkpoint, name
     auto = checkpoint(container=name, runc_path="/nonexistent/runc")        # method=auto: through the engine instead, said
     assert auto["changed"] and auto["rc"] == 0 and auto["checkpoint"]["method"] == "engine", auto
     assert "method=auto takes the Engine API: runc was not found at /nonexistent/runc" in json.dumps(auto.get("warnings"))
+
+
+def test_docker_host_comes_from_the_environment_then_the_default_socket(docker, module, names, tmp_path):
+    name = names()
+    docker.run_counter("a", name)
+    from_env = module("docker_checkpoint", dict(container=name, state="query"), env={"DOCKER_HOST": docker.a})
+    assert from_env["rc"] == 0 and from_env["container"]["running"] and from_env["engine"]["docker_host"] == docker.a, from_env
+    if not os.path.exists("/var/run/docker.sock"):
+        default = module("docker_checkpoint", dict(container=name, state="query"), env={"DOCKER_HOST": None})
+        assert default.get("failed") and "unix:///var/run/docker.sock" in default["msg"], default

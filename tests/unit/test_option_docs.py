@@ -1,0 +1,31 @@
+"""What ansible-doc shows for the shared connection options matches what the modules do (issue 9): bootstrap_servers is
+not required (KAFKA_BOOTSTRAP_SERVERS works), docker_host shows no default (DOCKER_HOST is honoured before the socket)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from ansible_collections.streamops.day2.plugins.module_utils._docker import DOCKER_CONNECTION_SPEC
+from ansible_collections.streamops.day2.plugins.module_utils._kafka import KAFKA_CONNECTION_SPEC
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def ansible_doc(*modules):
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(ROOT / ".build" / "collections"), ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"))
+    out = subprocess.run([str(Path(sys.executable).parent / "ansible-doc"), "-j", *["streamops.day2.%s" % m for m in modules]],
+                         capture_output=True, text=True, env=env, check=True, timeout=120).stdout
+    return {name.split(".")[-1]: doc["doc"]["options"] for name, doc in json.loads(out).items()}
+
+
+def test_ansible_doc_shows_the_connection_options_as_they_behave():
+    docs = ansible_doc("kafka_topic", "kafka_lag_info", "docker_checkpoint", "docker_container_migrate")
+    for name in ("kafka_topic", "kafka_lag_info"):
+        assert not docs[name]["bootstrap_servers"].get("required"), name
+    for name in ("docker_checkpoint", "docker_container_migrate"):
+        assert docs[name]["docker_host"].get("default") is None, name
+        assert "DOCKER_HOST" in " ".join(docs[name]["docker_host"]["description"])
+    assert not KAFKA_CONNECTION_SPEC["bootstrap_servers"].get("required")
+    assert "default" not in DOCKER_CONNECTION_SPEC["docker_host"]
