@@ -424,3 +424,23 @@ def test_docker_host_comes_from_the_environment_then_the_default_socket(docker, 
     if not os.path.exists("/var/run/docker.sock"):
         default = module("docker_checkpoint", dict(container=name, state="query"), env={"DOCKER_HOST": None})
         assert default.get("failed") and "unix:///var/run/docker.sock" in default["msg"], default
+
+
+def test_restored_lists_the_versions_and_an_unknown_name_fails_even_when_it_runs(docker, checkpoint, names, tmp_path):
+    """state=restored returned versions: [] though the store held versions, and name=nosuch returned OK silently."""
+    name = names()
+    store = tmp_path / "store"
+    docker.run_counter("a", name)
+    taken = [checkpoint(container=name, store_path=str(store))["checkpoint"]["name"] for unused in range(2)]
+    runs = checkpoint(container=name, store_path=str(store), state="restored")
+    assert not runs["changed"] and runs["rc"] == 0 and [v["name"] for v in runs["versions"]] == taken[::-1], runs
+    for check in (False, True):
+        nosuch = checkpoint(container=name, store_path=str(store), state="restored", name="nosuch", check=check)
+        assert nosuch.get("failed") and nosuch["msg"] == "The store %s holds no version nosuch of %s (it holds %s)." % (
+            store, name, ", ".join(taken[::-1])), nosuch
+    engine = checkpoint(container=name, name="cp1", leave_running=True)
+    assert engine["changed"], engine
+    in_engine = checkpoint(container=name, state="restored")
+    assert not in_engine["changed"] and [v["name"] for v in in_engine["versions"]] == ["cp1"], in_engine
+    nosuch = checkpoint(container=name, state="restored", name="nosuch")
+    assert nosuch.get("failed") and nosuch["msg"] == "Container %s on %s has no checkpoint nosuch (it has cp1)." % (name, docker.a)

@@ -381,6 +381,16 @@ class CheckpointTask:
     def restored(self):
         p = self.p
         inspect = self.engine.container(p["container"])
+        name = ctr.container_name(inspect) if inspect else p["container"]
+        # The versions there are, whatever happens next (the result lists them, as state=query does).
+        self.result["versions"] = self.versions(inspect, name) if (self.location == "store" or inspect is not None) else []
+        wanted = p["name"] if p["name"] not in (None, "latest") else None
+        held = ", ".join(v["name"] for v in self.result["versions"][:5]) or "none"
+        if wanted and not any(v["name"] == wanted for v in self.result["versions"]):
+            if self.location == "store":
+                raise DockerError("The store %s holds no version %s of %s (it holds %s)." % (p["store_path"], wanted, name, held))
+            if inspect is not None:
+                raise DockerError("Container %s on %s has no checkpoint %s (it has %s)." % (name, self.engine.host, wanted, held))
         if inspect and inspect["State"].get("Running"):
             self.result["msg"] = "Container %s already runs on %s." % (p["container"], self.engine.host)
             return self.finish([], [], changed=False, inspect=inspect)
