@@ -219,10 +219,18 @@ moves:
 batches:
   description:
     - The moves started together, with the second of the run they started at.
-    - In check mode, the waves the moves would run in if each finished before the next started.
+    - In check mode, the waves the moves would run in if each finished before the next started, in the same shape (C(at) null).
   returned: with O(state=present)
   type: list
-  elements: raw
+  elements: dict
+  contains:
+    at:
+      description: Seconds into the run when the batch was submitted; V(null) in check mode.
+      type: float
+    partitions:
+      description: The partitions of the batch (C(topic-partition)).
+      type: list
+      elements: str
   sample: [{at: 0.1, partitions: [orders-0, orders-3]}, {at: 4.3, partitions: [orders-1]}]
 progress:
   description: How far the run got (also returned when it fails).

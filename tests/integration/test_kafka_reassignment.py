@@ -225,6 +225,9 @@ def test_check_mode_lists_the_moves_and_changes_nothing(reassign, topics, admin,
     result = reassign(check=True, diff=True, plan=plan, throttle="10MB")
     assert result["changed"] and result["rc"] == 0
     assert [(m["partition"], m["status"]) for m in result["moves"]] == [(0, "would_move"), (1, "would_move")]
+    # batches in the shape a real run returns them: {at, partitions}, at unknown before the run
+    assert result["batches"] and all(set(b) == {"at", "partitions"} and b["at"] is None for b in result["batches"]), result["batches"]
+    assert sorted(p for b in result["batches"] for p in b["partitions"]) == ["%s-0" % name, "%s-1" % name]
     assert all(m["bytes"] > 0 for m in result["moves"])
     assert result["diff"]["before"]["partitions"] == [{"topic": name, "partition": 0, "replicas": [1]},
                                                       {"topic": name, "partition": 1, "replicas": [1]}]
@@ -247,6 +250,7 @@ def test_execute_moves_throttles_elects_and_cleans_up_then_nothing_to_do(reassig
     assert result["progress"]["moved"] == 4 and result["progress"]["pending"] == 0 and result["progress"]["in_flight"] == 0
     assert result["throttle"]["rate"] == 20_000_000 and result["throttle"]["removed"]["topics"] == [name]
     assert {m["status"] for m in result["moves"]} == {"moved"}
+    assert result["batches"] and all(set(b) == {"at", "partitions"} and b["at"] >= 0 for b in result["batches"]), result["batches"]
     assert result["actions"][0].startswith("throttle 20.0 MB/s") and result["actions"][-1].startswith("remove throttle")
 
     again = reassign(plan=plan_of(name, target), throttle="20MB")

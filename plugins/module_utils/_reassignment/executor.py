@@ -411,7 +411,7 @@ class Execution:
             changed=bool(self.queue or (self.running and self.params["wait"]) or leaders or leftovers["brokers"] or leftovers["topics"]),
             actions=actions,
             moves=sorted(moves, key=lambda d: (d["topic"], d["partition"])),
-            batches=[[m.name for m in wave] for wave in waves],
+            batches=[dict(at=None, partitions=[m.name for m in wave]) for wave in waves],   # the shape of a real run's
             progress=self._progress(all_moves),
             leader_elections=leaders,
             throttle=dict(rate=rate, removed=leftovers, kept=False, left_on=[]),
