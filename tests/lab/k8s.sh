@@ -79,19 +79,10 @@ APT_PKGS=(containerd runc containernetworking-plugins openssl iproute2 util-linu
 KUBELET_SYSCTLS=(vm/overcommit_memory vm/panic_on_oom kernel/panic kernel/panic_on_oops
   kernel/keys/root_maxkeys kernel/keys/root_maxbytes)
 
-say() { printf '[k8s.sh] %s\n' "$*" >&2; }
-die() { say "ERROR: $*"; exit 1; }
-
-timed() {
-  local name=$1 t0; shift; t0=$(date +%s%N)
-  "$@"
-  local ms=$(( ($(date +%s%N) - t0) / 1000000 ))
-  say "$(printf '%-22s %d.%03ds' "$name" $((ms / 1000)) $((ms % 1000)))"
-}
-
-# The system's Debian mirror: docker.sh's own function, taken from it so both parts agree.
-eval "$(sed -n '/^debian_mirror() {$/,/^}$/p' "$LABDIR/docker.sh")"
-declare -F debian_mirror > /dev/null || die "debian_mirror() not found in $LABDIR/docker.sh"
+LAB_PART=k8s.sh
+# say, die, timed, debian_mirror (the system's Debian mirror, the same one docker.sh uses)
+# shellcheck source=tests/lab/lib.sh
+. "$LABDIR/lib.sh"
 
 # Unmount anything mounted at or below a path (deepest first).
 umount_below() {
