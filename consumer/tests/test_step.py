@@ -20,7 +20,7 @@ import urllib.request
 import uuid
 
 import pytest
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 
 from kafkalab import PARTITIONS, REPO, assert_each_once, wait_until
 from streamops_consumer import ConsumerHelper, Output, Settings, Unprocessed
@@ -265,10 +265,11 @@ class LabGateway:
             answer = response.read()
         return json.loads(answer) if answer.strip().startswith(b"{") else answer
 
-    def deploy(self, name, transform):
-        self.call("POST", "/system/functions", {"service": name, "image": self.image, "namespace": self.namespace,
-                                                "envVars": {"FN_TRANSFORM": transform}})
-        self.wait_available(name, lambda n: n >= 1, 120)
+    def deploy(self, name, transform, constraints=None, method="POST"):
+        self.call(method, "/system/functions", {"service": name, "image": self.image, "namespace": self.namespace,
+                                                "envVars": {"FN_TRANSFORM": transform}, "constraints": constraints or []})
+        if method == "POST":
+            self.wait_available(name, lambda n: n >= 1, 120)
 
     def status(self, name):
         return self.call("GET", "/system/function/%s?namespace=%s" % (name, self.namespace))
@@ -400,19 +401,23 @@ def test_step_runner_transforms_and_dead_letters(lab, names, gateway, function, 
 
 
 def test_step_runner_waits_for_a_replica_without_burning_retries(lab, names, gateway, function, step):
-    """Scaled to zero: the runner waits (no retry spent, nothing dead-lettered) until a replica is available, then goes on."""
+    """No replica can start (the function is pinned to a region without nodes): the gateway's own scale from zero
+    cannot help, the invocation times out, and the runner waits, spending no retry and dead-lettering nothing, until
+    a replica is available (the constraint lifted); then it does every record."""
     count = 100
     fn = function("reverse")
     gateway.scale(fn, 0)
     gateway.wait_available(fn, lambda n: n == 0, 60)
+    gateway.deploy(fn, "reverse", constraints=["topology.kubernetes.io/region=nowhere"], method="PUT")
     lab.produce_sequence(names["input"], count)
-    runner = step("step-w", **gateway.step_env(fn, STREAMOPS_DLQ_TOPIC=names["output"] + "-none", STREAMOPS_STEP_RETRIES=1))
+    runner = step("step-w", **gateway.step_env(fn, STREAMOPS_DLQ_TOPIC=names["output"] + "-none", STREAMOPS_STEP_RETRIES=1,
+                                               STREAMOPS_STEP_TIMEOUT_MS=2000))
     waiting = runner.wait_event("waiting", timeout=60)
     assert waiting["why"] == "no-replica", waiting
     time.sleep(3.0)
     assert lab.committed(names["group"], names["input"]) == 0
-    scaled_at = time.monotonic()
-    gateway.scale(fn, 1)
+    lifted_wall = time.time()
+    gateway.deploy(fn, "reverse", method="PUT")
     available = runner.wait_event("replica-available", timeout=120)
     lab.wait_committed(names["group"], names["input"], count, timeout=60)
     runner.signal(signal.SIGTERM)
@@ -422,4 +427,40 @@ def test_step_runner_waits_for_a_replica_without_burning_retries(lab, names, gat
     records = lab.read_all(names["output"])
     assert sorted(int(v[::-1]) for k, v in records) == list(range(count))
     assert collections.Counter(v for k, v in records).most_common(1)[0][1] == 1
-    print("\ncold start seen by the runner: %.2fs after the scale-up" % (time.monotonic() - scaled_at))
+    print("\nthe runner waited %.1fs for a replica (available %.1fs after the constraint was lifted), no retry spent"
+          % (available["waited_s"], available["ts"] - lifted_wall))
+
+
+def test_scaler_reads_the_lag_as_the_runners_see_it(lab, names, tmp_path):
+    """The scaler's lag: end offsets (read_committed) minus the group's committed offsets, the start of the log where the
+    group has none; after an exactly-once stage has read everything (transaction markers included) it is 0."""
+    from confluent_kafka.admin import AdminClient
+    from streamops_consumer.scaler import LagReader
+    reader = LagReader(AdminClient({"bootstrap.servers": lab.servers}))
+    step = ScaledStep("f", [names["input"]], names["group"])
+
+    def settled():  # a new topic's leaders may not be known to every broker yet: the scaler, too, just tries again
+        try:
+            return reader.measure(step)
+        except KafkaException:
+            return None
+    assert wait_until("the new topic's offsets", settled, 30)[0] == 0
+    lab.produce_sequence(names["input"], 400)
+    lag, ends = reader.measure(step)
+    assert lag == 400 and sum(ends.values()) == 400
+    # An exactly-once copy into the output, read by a second step's group: markers take offsets, the lag still ends at 0.
+    helper = ConsumerHelper(settings_for(lab, names, tmp_path), None, stream=io.StringIO())
+    rc, events = run_library(helper, lambda: lab.committed(names["group"], names["input"]) >= 400)
+    assert rc == 0 and reader.measure(step)[0] == 0
+    second = ScaledStep("g", [names["output"]], names["group"] + "-next")
+    lag, ends = reader.measure(second)
+    assert lag >= 400 and sum(ends.values()) > 400, (lag, ends)  # commit markers are offsets too
+    settings = Settings(bootstrap_servers=lab.servers, group=second.group, input_topics=[names["output"]], mode="exactly-once",
+                        instance="next", ready_file=str(tmp_path / "ready2"), output_topic=None)
+    done = []
+    helper = ConsumerHelper(settings, lambda msg: done.append(1) and None, stream=io.StringIO())
+    # While it runs (as a runner does, idle after the last record), the markers past its last record get committed too.
+    rc, events = run_library(helper, lambda: len(done) >= 400 and reader.measure(second)[0] == 0, timeout=30)
+    assert rc == 0 and len(done) == 400
+    assert reader.measure(second)[0] == 0
+    assert [e for e in events if e["event"] == "committed" and e["reason"] == "markers"], events

@@ -87,6 +87,8 @@ class ConsumerHelper:
         self._rewinds = 0
         self._batch_size = 0
         self._batch_deadline = 0.0
+        self._idle_check_at = 0.0
+        self._known_committed = {}  # (topic, partition) -> the group's committed offset, as last committed or read here
         self._delivery_error = None
 
     def stop(self):
@@ -177,6 +179,9 @@ class ConsumerHelper:
                 self._producer.poll(0)  # delivery reports
             if self._batch_size and (self._batch_size >= self.settings.batch_records or time.monotonic() >= self._batch_deadline):
                 self._commit("batch")
+            elif self.manual and not self._batch_size and not self._stopping and time.monotonic() >= self._idle_check_at:
+                self._idle_check_at = time.monotonic() + self.settings.batch_ms / 1000.0
+                self._commit_skipped()
 
     def _shutdown(self):
         self.events.emit("stopping")
@@ -284,6 +289,8 @@ class ConsumerHelper:
         if not self.manual:
             return
         committed = self._commit_transaction(reason) if self.eos else self._commit_offsets(reason)
+        if committed:
+            self._known_committed.update(committed)
         self._batch_size = 0
         if committed is None:
             return
@@ -444,6 +451,52 @@ class ConsumerHelper:
     def _forget(self, partitions):
         for tp in partitions:
             self._pending.pop((tp.topic, tp.partition), None)
+            self._known_committed.pop((tp.topic, tp.partition), None)
+
+    # -- idle: offsets of what was skipped, not processed --------------------------------------------
+
+    def _commit_skipped(self):
+        """With nothing in hand, commit positions that moved past the committed offsets without a record: the commit
+        markers of an exactly-once upstream's transactions (and aborted records, under read_committed). Else the group
+        would stay one offset behind per partition for good, and its lag never reach 0 (a scaler could never idle)."""
+        try:
+            assignment = self._consumer.assignment()
+            if not assignment:
+                return
+            positions = [tp for tp in self._consumer.position(assignment) if tp.offset >= 0]
+            unknown = [TopicPartition(tp.topic, tp.partition) for tp in positions if (tp.topic, tp.partition) not in self._known_committed]
+            if unknown:
+                for tp in self._consumer.committed(unknown, timeout=5):
+                    self._known_committed[(tp.topic, tp.partition)] = tp.offset
+            ahead = [tp for tp in positions if tp.offset > self._known_committed.get((tp.topic, tp.partition), -1)]
+        except KafkaException as exc:  # a rebalance in progress, a coordinator moving: the next look will do
+            self.events.emit("idle-commit-skipped", error=str(exc))
+            return
+        if not ahead:
+            return
+        if self.eos:
+            try:
+                self._kafka_call("begin_transaction", self._producer.begin_transaction)
+                self._in_txn = True
+                self._kafka_call("send_offsets_to_transaction", self._producer.send_offsets_to_transaction, ahead,
+                                 self._consumer.consumer_group_metadata(), TXN_TIMEOUT)
+                self._kafka_call("commit_transaction", self._producer.commit_transaction, TXN_TIMEOUT)
+                self._in_txn = False
+            except KafkaException as exc:
+                self._recover(exc, "markers")  # nothing was pending: the abort rewinds nothing
+                return
+        else:
+            try:
+                self._consumer.commit(offsets=ahead, asynchronous=False)
+            except KafkaException as exc:
+                error = _error(exc)
+                if error is not None and error.fatal():
+                    raise Fatal("commit: %s" % error)
+                self.events.emit("commit-failed", reason="markers", error=str(exc))
+                return
+        done = {(tp.topic, tp.partition): tp.offset for tp in ahead}
+        self._known_committed.update(done)
+        self.events.emit("committed", reason="markers", offsets=offsets_by_topic(done))
 
 
 def run(settings: Settings = None, process=None) -> int:

@@ -178,6 +178,14 @@ class LagReader:
 
     def measure(self, step):
         """(lag, {(topic, partition): end offset}) of the step's input."""
+        try:
+            return self._measure(step)
+        except KafkaException:
+            for topic in step.input_topics:  # partitions may have been added, or leaders moved: read the metadata again
+                self._partitions.pop(topic, None)
+            raise
+
+    def _measure(self, step):
         tps = [TopicPartition(topic, p) for topic in step.input_topics for p in self.partitions(topic)]
         ends = self._offsets(tps, OffsetSpec.latest())
         request = [ConsumerGroupTopicPartitions(step.group, tps)]
