@@ -7,6 +7,8 @@ Kept free of any Kafka client so it is unit-tested without brokers.
 
 from __future__ import annotations
 
+import json
+
 from dataclasses import dataclass, field
 
 
@@ -43,13 +45,35 @@ def _kafka_string(value):
     return str(value)
 
 
+def parse_assignment(name, assignment):
+    """replica_assignment as a list of lists: given as such, or as JSON text (an ad-hoc -a 'replica_assignment=[[1,2]]')."""
+    if isinstance(assignment, str):
+        text = assignment.strip()
+        if not text:
+            return []
+        try:
+            assignment = json.loads(text)
+        except ValueError:
+            raise ValueError("replica_assignment of topic %s is neither a list of lists of broker ids nor their JSON text "
+                             "(for example [[1, 2], [2, 3]]): %r." % (name, assignment))
+    if assignment is None:
+        return []
+    if not isinstance(assignment, (list, tuple)) or not all(isinstance(row, (list, tuple)) for row in assignment):
+        raise ValueError("replica_assignment of topic %s must be a list with one list of broker ids per partition "
+                         "(for example [[1, 2], [2, 3]]), got %r." % (name, assignment))
+    return assignment
+
+
 def validate_assignment(name, assignment, replication_factor):
     """Every partition gets the same number of distinct integer broker ids."""
+    assignment = parse_assignment(name, assignment)
     if not assignment:
         return []
     rows = []
     for index, replicas in enumerate(assignment):
         try:
+            if any(isinstance(b, bool) or isinstance(b, float) and not b.is_integer() for b in replicas):
+                raise ValueError("not an integer")
             row = [int(b) for b in replicas]
         except (TypeError, ValueError):
             raise ValueError("replica_assignment of topic %s: partition %d has a broker id that is not an integer: %r."
@@ -99,8 +123,9 @@ def _creation(name, partitions, replication_factor, assignment, desired_config):
     if partitions is None:
         raise ValueError("Topic %s does not exist; give partitions (or replica_assignment) to create it." % name)
     replication_factor = replication_factor or (len(assignment[0]) if assignment else None)
+    # Without an assignment the brokers place the replicas when they create the partitions: [] until then.
     after = dict(name=name, partitions=partitions, replication_factor=replication_factor,
-                 replicas=assignment or None, config=dict(desired_config))
+                 replicas=assignment or [[] for unused in range(partitions)], config=dict(desired_config))
     actions = ["create topic %s with %d partitions%s" % (
         name, partitions, ", replication factor %d" % replication_factor if replication_factor else "")]
     actions += ["set %s=%s" % (k, v) for k, v in sorted(desired_config.items()) if v is not None]
@@ -123,7 +148,8 @@ def _update(before, name, partitions, replication_factor, assignment, desired_co
         change.add_partitions = True
         change.new_partition_replicas = assignment[before["partitions"]:]
         change.after["partitions"] = partitions
-        change.after["replicas"] = before["replicas"] + (change.new_partition_replicas or [None] * (partitions - before["partitions"]))
+        change.after["replicas"] = before["replicas"] + (change.new_partition_replicas
+                                                         or [[] for unused in range(partitions - before["partitions"])])
         change.actions.append("add %d partitions to topic %s (%d -> %d)"
                               % (partitions - before["partitions"], name, before["partitions"], partitions))
 

@@ -55,8 +55,8 @@ options:
       - Used at creation, and for the new partitions when the topic grows. Its length sets the partition count
         when O(partitions) is not given.
       - A difference on existing partitions is reported as a warning, never moved.
-    type: list
-    elements: list
+      - A list of lists, or the same as JSON text (as an ad-hoc command gives it, C(-a 'replica_assignment=[[1,2],[2,3]]')).
+    type: raw
   config:
     description:
       - 'Topic configuration entries to set, for example V({"retention.ms": 86400000, "cleanup.policy": "compact"}).'
@@ -124,7 +124,10 @@ topic:
       type: int
       sample: 3
     replicas:
-      description: Replica broker ids per partition, indexed by partition number.
+      description:
+        - Replica broker ids per partition, indexed by partition number.
+        - In check mode, a partition the brokers will place (created without O(replica_assignment)) is V([]), since Kafka
+          picks its brokers when it creates it.
       type: list
       elements: list
       sample: [[1, 2, 3], [2, 3, 1]]
@@ -173,6 +176,19 @@ def current_topic(kafka, name, config_keys):
         entries = kafka.wait_for(kafka.admin.describe_configs([resource])[resource])
         current["config"] = {key: _topic_override(entries.get(key)) for key in config_keys}
     return current
+
+
+def default_replication_factor(kafka):
+    """The brokers' default.replication.factor (what a topic created without one gets), or None when unknown."""
+    brokers = sorted(kafka.metadata().brokers)
+    if not brokers:
+        return None
+    resource = ConfigResource(ConfigResource.Type.BROKER, str(brokers[0]))
+    entry = kafka.wait_for(kafka.admin.describe_configs([resource])[resource]).get("default.replication.factor")
+    try:
+        return int(entry.value) if entry is not None else None
+    except (TypeError, ValueError):
+        return None
 
 
 def _topic_override(entry):
@@ -247,6 +263,11 @@ def run(kafka):
         raise KafkaError(str(e))
     for warning in change.warnings:
         kafka.warn(warning)
+    if change.create and not change.after["replication_factor"]:
+        factor = default_replication_factor(kafka)
+        if factor:
+            change.after["replication_factor"] = factor
+            change.actions[0] += ", replication factor %d (the brokers' default.replication.factor)" % factor
     if change.changed:
         if kafka.check_mode:
             if change.create:
@@ -277,7 +298,7 @@ def main():
             state=dict(type="str", default="present", choices=["present", "absent"]),
             partitions=dict(type="int"),
             replication_factor=dict(type="int"),
-            replica_assignment=dict(type="list", elements="list"),
+            replica_assignment=dict(type="raw"),
             config=dict(type="dict", default={}),
             wait_timeout=dict(type="float", default=30.0),
         ),

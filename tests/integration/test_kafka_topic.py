@@ -1,7 +1,14 @@
 """kafka_topic against the lab's three real brokers: create, grow, configure, delete; check, diff, idempotence, errors."""
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from confluent_kafka.admin import AdminClient, ConfigResource
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -41,6 +48,33 @@ def test_check_mode_predicts_creation_without_creating(topic, admin):
     assert result["actions"] == ["create topic %s with 3 partitions, replication factor 3" % topic.name]
     assert result["diff"]["before"] == {} and result["diff"]["after"]["partitions"] == 3
     assert describe(admin, topic.name) is None
+
+
+def test_check_mode_predicts_one_replica_list_per_partition_and_the_default_replication_factor(topic, admin):
+    """It returned replicas: null (and replication_factor: null without one) for a topic it would create."""
+    given = topic(check=True, partitions=3, replication_factor=2)
+    assert given["topic"]["replicas"] == [[], [], []] and given["topic"]["replication_factor"] == 2, given["topic"]
+    placed = topic(check=True, replica_assignment=[[1, 2], [2, 3]])
+    assert placed["topic"]["replicas"] == [[1, 2], [2, 3]] and placed["topic"]["partitions"] == 2
+    broker = sorted(admin.list_topics(timeout=10).brokers)[0]
+    resource = ConfigResource(ConfigResource.Type.BROKER, str(broker))
+    default = int(admin.describe_configs([resource])[resource].result(timeout=10)["default.replication.factor"].value)
+    unset = topic(check=True, partitions=2)
+    assert unset["topic"]["replication_factor"] == default and unset["topic"]["replicas"] == [[], []], unset["topic"]
+    assert unset["actions"] == ["create topic %s with 2 partitions, replication factor %d (the brokers' default.replication.factor)"
+                                % (topic.name, default)]
+    assert describe(admin, topic.name) is None
+
+
+def test_an_ad_hoc_replica_assignment_is_read_as_json(kafka, topic, admin):
+    """ansible -m kafka_topic -a 'replica_assignment=[[1,2],[2,3]]' failed with "broker id that is not an integer: ['[[1']"."""
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_COLLECTIONS_PATH=str(ROOT / ".build" / "collections"))
+    argv = [str(Path(sys.executable).parent / "ansible"), "localhost", "-i", "localhost,", "-c", "local", "-e",
+            "ansible_python_interpreter=%s" % sys.executable, "-m", "streamops.day2.kafka_topic", "-a",
+            "name=%s replica_assignment=[[1,2],[2,3]] bootstrap_servers=%s" % (topic.name, ",".join(kafka["bootstrap_servers"]))]
+    proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert describe(admin, topic.name) == [[1, 2], [2, 3]]
 
 
 def test_create_then_nothing_to_do(topic, admin):

@@ -102,3 +102,20 @@ def test_absent_is_idempotent():
 def test_zero_partitions_is_refused():
     with pytest.raises(ValueError, match="at least 1"):
         plan_topic_change(None, params(partitions=0), {})
+
+
+def test_replica_assignment_given_as_json_text_as_an_ad_hoc_command_gives_it():
+    from ansible_collections.streamops.day2.plugins.module_utils._topics import validate_assignment
+    assert validate_assignment("orders", "[[1,2],[2,3]]", None) == [[1, 2], [2, 3]]
+    assert validate_assignment("orders", " ", None) == []
+    for bad, text in (("[[1", "neither a list of lists of broker ids nor their JSON text"), ("[1, 2]", "one list of broker ids per partition"),
+                      (5, "one list of broker ids per partition"), ([[1, True]], "not an integer"), ([[1.5, 2]], "not an integer")):
+        with pytest.raises(ValueError, match=text):
+            validate_assignment("orders", bad, None)
+
+
+def test_check_mode_lists_one_entry_per_partition_the_brokers_will_place():
+    created = plan_topic_change(None, params(partitions=3, replication_factor=2), {})
+    assert created.after["replicas"] == [[], [], []]
+    grown = plan_topic_change(existing(partitions=2), params(partitions=4), {})
+    assert grown.after["replicas"][2:] == [[], []] and len(grown.after["replicas"]) == 4
