@@ -85,10 +85,11 @@ options:
       - Number of samples of committed and log-end offsets to take.
       - With one sample, only the current state is rated (lag above zero on a partition no member owns is V(STOP));
         the trend rules (V(STALL), V(WARN), V(REWIND)) need two samples or more. Burrow uses ten.
+      - At most 100, and the window (O(window_samples) - 1) x O(window_interval) at most 3600 seconds; more is refused.
     type: int
     default: 1
   window_interval:
-    description: Seconds between two samples.
+    description: Seconds between two samples (see O(window_samples) for the longest window).
     type: float
     default: 5.0
   thresholds:
@@ -380,12 +381,22 @@ def _iso(seconds):
     return datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+MAX_WINDOW_SAMPLES = 100
+MAX_WINDOW_SECONDS = 3600
+
+
 def check_params(params):
     """Bad input, as one sentence (None when fine)."""
     if params["window_samples"] < 1:
         return "window_samples must be 1 or more (got %d)." % params["window_samples"]
     if params["window_interval"] < 0:
         return "window_interval must not be negative (got %g)." % params["window_interval"]
+    if params["window_samples"] > MAX_WINDOW_SAMPLES:
+        return "window_samples is %d, more than the %d this module takes (Burrow rates on 10)." % (params["window_samples"], MAX_WINDOW_SAMPLES)
+    span = (params["window_samples"] - 1) * params["window_interval"]
+    if span > MAX_WINDOW_SECONDS:
+        return ("The window spans %gs ((window_samples - 1) x window_interval), more than %ds: a task would hold its connection and "
+                "the play that long; take fewer or closer samples, or schedule the task." % (span, MAX_WINDOW_SECONDS))
     for key in ("group_pattern", "topic_pattern"):
         if params[key] is not None:
             try:

@@ -374,6 +374,10 @@ def test_unknown_group_and_bad_input_fail_in_one_sentence(kafka, module, kit):
     for args, text in ((dict(group_pattern="(("), "group_pattern is not a valid regular expression"),
                        (dict(thresholds=dict(warn_lag=10, error_lag=5)), "thresholds.warn_lag (10) is above thresholds.error_lag (5)."),
                        (dict(window_samples=0), "window_samples must be 1 or more"),
+                       (dict(window_samples=101, window_interval=0), "window_samples is 101, more than the 100"),
+                       (dict(window_samples=1000, window_interval=0), "window_samples is 1000"),
+                       (dict(window_samples=50, window_interval=3600), "The window spans 176400s ((window_samples - 1) x window_interval), "
+                                                                       "more than 3600s"),
                        (dict(query="groups[?"), "query is not a valid JMESPath expression")):
         bad = module("kafka_lag_info", dict(kafka, **args))
         assert bad["failed"] and text in bad["msg"] and "Traceback" not in bad["msg"], bad["msg"]

@@ -29,3 +29,22 @@ def test_ansible_doc_shows_the_connection_options_as_they_behave():
         assert "DOCKER_HOST" in " ".join(docs[name]["docker_host"]["description"])
     assert not KAFKA_CONNECTION_SPEC["bootstrap_servers"].get("required")
     assert "default" not in DOCKER_CONNECTION_SPEC["docker_host"]
+
+
+def planner_claims(text):
+    """The planner's speed as a text states it: (10k-partition time, 100k-partition time, memory)."""
+    import re
+    flat = " ".join(text.split())
+    match = re.search(r"10,000-partition cluster plans in ([^,]+?) and a 100,000-partition, 200-broker cluster in about (\d+) seconds "
+                      r"and (\d+) MB", flat)
+    assert match, "no statement of the planner's speed found"
+    return match.groups()
+
+
+def test_the_docs_state_one_planner_speed_the_one_measured():
+    module = planner_claims((ROOT / "plugins" / "modules" / "kafka_rebalance_plan.py").read_text())
+    guide = planner_claims((ROOT / "docs" / "rebalance.md").read_text())
+    assert module == guide == ("under a second", "8", "175")
+    bench = " ".join((ROOT / "tests" / "bench" / "README.md").read_text().split())
+    assert "plans 10,000 partitions in under a second and 100,000 partitions (300,000 replicas, 200 brokers) in about 8 s" in bench
+    assert "in 175 MB" in bench
