@@ -59,6 +59,9 @@ def transform(steps, body):
 
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in two writes: without TCP_NODELAY, Nagle and the peer's delayed ACK
+    # hold every answer on a kept-alive connection for 40 ms.
+    disable_nagle_algorithm = True
     steps = [s.strip() for s in os.environ.get("FN_TRANSFORM", "echo").split(",") if s.strip()]
 
     def log_message(self, format, *args):  # pylint: disable=redefined-builtin

@@ -26,6 +26,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
+	appslisters "k8s.io/client-go/listers/apps/v1"
 	listersv1 "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/util/retry"
 )
@@ -41,12 +42,13 @@ const (
 )
 
 type provider struct {
-	cs         kubernetes.Interface
-	defaultNS  string
-	pods       listersv1.PodLister
-	pullPolicy corev1.PullPolicy
-	grace      int64
-	next       atomic.Uint64 // round robin over a function's ready pods
+	cs          kubernetes.Interface
+	defaultNS   string
+	pods        listersv1.PodLister
+	deployments appslisters.DeploymentLister
+	pullPolicy  corev1.PullPolicy
+	grace       int64
+	next        atomic.Uint64 // round robin over a function's ready pods
 }
 
 // ------------------------------------------------------------------------------ namespaces ----
@@ -544,7 +546,9 @@ func filterReady(all []*corev1.Pod) []*corev1.Pod {
 }
 
 // Resolve (the SDK proxy's BaseURLResolver): "name" or "name.namespace" to http://<pod IP>:8080
-// of one of its ready pods, round robin. The cache first; when it has none (a pod that became
+// of one of its ready pods, round robin; pods of the current spec first, so that once the new
+// spec's replicas are available (a client's wait after an update) no invocation reaches an old
+// pod that is about to stop. The caches first; when they have no ready pod (one that became
 // ready a moment ago), the API.
 func (p *provider) Resolve(function string) (url.URL, error) {
 	name, ns := function, p.defaultNS
@@ -552,6 +556,17 @@ func (p *provider) Resolve(function string) (url.URL, error) {
 		name, ns = function[:i], function[i+1:]
 	}
 	ready := p.readyPods(ns, name)
+	if d, err := p.deployments.Deployments(ns).Get(name); err == nil {
+		var current []*corev1.Pod
+		for _, pod := range ready {
+			if pod.Annotations[revisionKey] == d.Spec.Template.Annotations[revisionKey] {
+				current = append(current, pod)
+			}
+		}
+		if len(current) > 0 {
+			ready = current
+		}
+	}
 	if len(ready) == 0 {
 		list, err := p.cs.CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{LabelSelector: functionLabel + "=" + name})
 		if err == nil {

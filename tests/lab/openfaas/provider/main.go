@@ -68,18 +68,18 @@ func main() {
 	if err := ensureNamespace(ctx, cs, *namespace); err != nil {
 		log.Fatalf("namespace %s: %v", *namespace, err)
 	}
-	// One informer for every function pod (label faas_function), in every namespace: availability
-	// and the proxy's endpoints are read from its cache, not from the API on every invocation.
+	// Informers for every function pod and Deployment (label faas_function), in every namespace:
+	// availability and the proxy's endpoints come from their caches, not from the API on every invocation.
 	factory := informers.NewSharedInformerFactoryWithOptions(cs, 0, informers.WithTweakListOptions(
 		func(o *metav1.ListOptions) { o.LabelSelector = functionLabel }))
-	podInformer := factory.Core().V1().Pods()
-	pods := podInformer.Lister()
+	podInformer, depInformer := factory.Core().V1().Pods(), factory.Apps().V1().Deployments()
+	pods, deps := podInformer.Lister(), depInformer.Lister()
 	factory.Start(ctx.Done())
-	if !cache.WaitForCacheSync(ctx.Done(), podInformer.Informer().HasSynced) {
-		log.Fatal("pod informer did not sync")
+	if !cache.WaitForCacheSync(ctx.Done(), podInformer.Informer().HasSynced, depInformer.Informer().HasSynced) {
+		log.Fatal("informers did not sync")
 	}
 
-	p := &provider{cs: cs, defaultNS: *namespace, pods: pods, pullPolicy: corev1.PullPolicy(*pullPolicy), grace: *grace}
+	p := &provider{cs: cs, defaultNS: *namespace, pods: pods, deployments: deps, pullPolicy: corev1.PullPolicy(*pullPolicy), grace: *grace}
 	router := p.routes(types.FaaSConfig{ReadTimeout: *timeout, WriteTimeout: *timeout, MaxIdleConns: 256, MaxIdleConnsPerHost: 32},
 		readCredentials(*secrets))
 	server := &http.Server{Addr: *listen, Handler: router, ReadTimeout: *timeout + 5*time.Second,
