@@ -78,7 +78,8 @@ def test_refused_connections_get_a_moment_then_fail():
     found = errors(refused, DOWN)
     assert found.verdict(params(), 0.5) is None
     assert found.verdict(params(), 2.5) == "nothing listens there (every broker refused the connection)"
-    mixed = errors(refused, (KafkaError._TRANSPORT, "k2:9092/bootstrap: Connect to ipv4#10.0.0.2:9092 failed: Connection timed out "
-                                                     "(after 30000ms in state CONNECT)"), DOWN)
-    assert mixed.verdict(params(), 2.5) == ("every broker failed (the last one: Connect to ipv4#10.0.0.2:9092 failed: Connection "
-                                             "timed out)")
+    timed_out = (KafkaError._TRANSPORT, "k2:9092/bootstrap: Connect to ipv4#10.0.0.2:9092 failed: Connection timed out "
+                 "(after 30000ms in state CONNECT)")
+    mixed = errors(refused, timed_out, DOWN)
+    expected = "every broker failed (the last one: Connect to ipv4#10.0.0.2:9092 failed: Connection timed out)"
+    assert mixed.verdict(params(), 2.5) == expected

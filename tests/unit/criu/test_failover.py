@@ -13,9 +13,10 @@ MIGRATED = {"engine": B, "engine_id": "B-ID", "how": "migration", "since": "2026
 NOWHERE = {"exists": False, "running": False}
 
 
-def probe(container, engine, reachable=True, summary=None, latest=V1, home=None):
+def probe(container, engine, reachable=True, summary=None, latest="V1", home=None):
+    """One probe result as the role registers it; latest="V1" stands for version V1, None for no version."""
     return {"item": [container, next(e for e in ENGINES if e["name"] == engine)], "engine": {"reachable": reachable},
-            "container": summary or NOWHERE, "latest": latest, "home": home}
+            "container": summary or NOWHERE, "latest": V1 if latest == "V1" else latest, "home": home}
 
 
 def stopped(started, finished):
