@@ -16,6 +16,7 @@ author:
   - streamops.day2 engineers (@streamops)
 extends_documentation_fragment:
   - streamops.day2._openfaas
+  - streamops.day2._attributes
   - streamops.day2._attributes.INFO_MODULE
   - streamops.day2._attributes.ACTIONGROUP_OPENFAAS
 options:
