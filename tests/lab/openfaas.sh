@@ -308,7 +308,7 @@ of_status() {
   return $rc
 }
 
-of_usage() { sed -n '2,18s/^# \{0,1\}//p' "${BASH_SOURCE[0]}" >&2; exit 2; }
+of_usage() { sed -n '2,19s/^# \{0,1\}//p' "${BASH_SOURCE[0]}" >&2; exit 2; }
 
 [ $# -ge 1 ] || of_usage
 cmd=$1; shift
