@@ -373,7 +373,8 @@ def test_step_runner_each_record_once_across_a_sigkill(lab, names, gateway, func
     assert first.find("step") and second.find("step")
 
 
-def test_step_runner_transforms_and_dead_letters(lab, names, gateway, function, step):
+@pytest.mark.parametrize("concurrency", [1, 8])
+def test_step_runner_transforms_and_dead_letters(lab, names, gateway, function, step, concurrency):
     """fail-on:7 fails every record with a 7: after its retries each goes to the dead-letter topic with the error, the
     function and the source position in headers; the others pass; nothing lost, nothing twice."""
     count = 300
@@ -382,7 +383,8 @@ def test_step_runner_transforms_and_dead_letters(lab, names, gateway, function, 
     try:
         lab.produce_sequence(names["input"], count)
         fn = function("fail-on:7")
-        runner = step("step-d", **gateway.step_env(fn, STREAMOPS_DLQ_TOPIC=dlq, STREAMOPS_STEP_RETRIES=2, STREAMOPS_STEP_BACKOFF_MS=5))
+        runner = step("step-d", **gateway.step_env(fn, STREAMOPS_DLQ_TOPIC=dlq, STREAMOPS_STEP_RETRIES=2, STREAMOPS_STEP_BACKOFF_MS=5,
+                                                   STREAMOPS_STEP_CONCURRENCY=concurrency))
         lab.wait_committed(names["group"], names["input"], count, timeout=120)
         runner.signal(signal.SIGTERM)
         assert runner.wait_exit(10) == 0, runner.stderr()
@@ -398,6 +400,8 @@ def test_step_runner_transforms_and_dead_letters(lab, names, gateway, function, 
         assert headers["streamops.error"] and headers["streamops.source.offset"].isdigit()
     failed = runner.find("invoke-failed")
     assert len(failed) == 2 * len(dead), "two retries per dead letter expected, %d failures for %d" % (len(failed), len(dead))
+    assert runner.find("step")[0]["concurrency"] == concurrency
+
 
 
 def test_step_runner_waits_for_a_replica_without_burning_retries(lab, names, gateway, function, step):

@@ -23,7 +23,7 @@ options:
     required: true
   defaults:
     description:
-      - Defaults for what the spec leaves out, keys C(partitions), C(replication_factor), C(topic_config), C(runners), C(retries),
+      - Defaults for what the spec leaves out, keys C(partitions), C(replication_factor), C(topic_config), C(runners), C(concurrency), C(retries),
         C(backoff_ms), C(timeout_ms), C(scaling) (a dict with C(target_lag), C(min), C(max), C(idle_seconds)) and C(dlq) (bool).
     type: dict
 """
@@ -67,7 +67,7 @@ _value:
       type: list
       elements: dict
     runners:
-      description: Step runners (C(name), C(step), C(function), C(group), C(input), C(output), C(dlq), C(replicas), C(retries),
+      description: Step runners (C(name), C(step), C(function), C(group), C(input), C(output), C(dlq), C(replicas), C(concurrency), C(retries),
         C(backoff_ms), C(timeout_ms)).
       type: list
       elements: dict

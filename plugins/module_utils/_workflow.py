@@ -22,7 +22,7 @@ SPEC_KEYS = {"name", "namespace", "topics", "sources", "steps", "sinks"}
 SOURCE_KEYS = {"name", "topic", "file", "config"}
 SINK_KEYS = {"name", "topics", "file", "config"}
 STEP_KEYS = {"name", "function", "image", "env", "labels", "annotations", "secrets", "limits", "requests", "constraints",
-             "input", "output", "dlq", "runners", "retries", "backoff_ms", "timeout_ms", "scaling", "replicas"}
+             "input", "output", "dlq", "runners", "concurrency", "retries", "backoff_ms", "timeout_ms", "scaling", "replicas"}
 SCALING_KEYS = {"target_lag", "min", "max", "idle_seconds"}
 TOPIC_KEYS = {"partitions", "replication_factor", "config"}
 DEFAULT_SCALING = {"target_lag": 100, "min": 1, "max": 5, "idle_seconds": 30}
@@ -94,9 +94,9 @@ def _unique(kind, names):
 
 
 def plan(spec, defaults=None):
-    """The workflow's parts. defaults: partitions, replication_factor, topic_config, runners, retries, backoff_ms,
+    """The workflow's parts. defaults: partitions, replication_factor, topic_config, runners, concurrency, retries, backoff_ms,
     timeout_ms, scaling (dict), dlq (bool), function_prefix."""
-    d = dict(partitions=4, replication_factor=None, topic_config={}, runners=1, retries=5, backoff_ms=200, timeout_ms=10000,
+    d = dict(partitions=4, replication_factor=None, topic_config={}, runners=1, concurrency=8, retries=5, backoff_ms=200, timeout_ms=10000,
              scaling=dict(DEFAULT_SCALING), dlq=True)
     d.update({k: v for k, v in (defaults or {}).items() if v is not None})
     _unknown("the workflow", spec, SPEC_KEYS)
@@ -212,6 +212,7 @@ def plan(spec, defaults=None):
             "name": "%s-%s-runner" % (wf, name) if len("%s-%s-runner" % (wf, name)) <= 63 else "%s-runner" % name,
             "step": name, "function": function, "group": group, "input": inputs, "output": output, "dlq": dlq,
             "replicas": _int("the runners of %s" % where, _get(raw, "runners", d["runners"]), 0),
+            "concurrency": _int("the concurrency of %s" % where, _get(raw, "concurrency", d["concurrency"]), 1),
             "retries": _int("the retries of %s" % where, _get(raw, "retries", d["retries"]), 0),
             "backoff_ms": _int("the backoff_ms of %s" % where, _get(raw, "backoff_ms", d["backoff_ms"]), 0),
             "timeout_ms": _int("the timeout_ms of %s" % where, _get(raw, "timeout_ms", d["timeout_ms"]), 1),

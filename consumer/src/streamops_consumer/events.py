@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
 import time
 
 
@@ -33,14 +34,17 @@ class EventLog:
     def __init__(self, settings, stream=None):
         self.stream = stream or sys.stdout
         self.common = {"instance": settings.instance, "generation": settings.generation, "group": settings.group}
+        self._lock = threading.Lock()   # a batch hook's workers log too: whole lines only
 
     def emit(self, event, **fields):
         line = {"ts": round(time.time(), 3), "event": event}
         line.update(self.common)
         line.update(fields)
         # Flushed at once: a container's stdout is a pipe, and a killed process must not take its last lines along.
-        self.stream.write(json.dumps(line, sort_keys=False, default=str) + "\n")
-        self.stream.flush()
+        text = json.dumps(line, sort_keys=False, default=str) + "\n"
+        with self._lock:
+            self.stream.write(text)
+            self.stream.flush()
 
 
 class ReadyFile:

@@ -64,11 +64,16 @@ def _error(exc):
 class ConsumerHelper:
     """One consumer (and producer) of a group; run() until stop(), then commit, leave the group and return."""
 
-    def __init__(self, settings: Settings, process=None, stream=None):
+    def __init__(self, settings: Settings, process=None, stream=None, process_batch=None, batch_max=100):
+        """process(msg) -> outputs, for one record at a time; or process_batch([msg, ...]) -> [outputs, ...] (one item
+        per record, in order) for up to batch_max records at a time, which it may work on concurrently. In batch mode
+        nothing is open while the hook works: what came before commits first, and each batch commits on its own."""
         self.settings = settings
-        if process is None and settings.output_topic:
+        if process is None and process_batch is None and settings.output_topic:
             process = passthrough
         self.process = process
+        self.process_batch = process_batch
+        self.batch_max = max(1, int(batch_max))
         self.events = EventLog(settings, stream)
         self.ready = ReadyFile(settings.ready_file)
         self.eos = settings.mode == "exactly-once"
@@ -166,15 +171,14 @@ class ConsumerHelper:
 
     def _loop(self):
         while not self._stopping:
-            msg = self._consumer.poll(POLL_SECONDS)
-            if msg is not None:
-                error = msg.error()
-                if error is None:
+            if self.process_batch is not None:
+                good = [msg for msg in self._consumer.consume(self.batch_max, POLL_SECONDS) if self._usable(msg)]
+                if good:
+                    self._handle_batch(good)
+            else:
+                msg = self._consumer.poll(POLL_SECONDS)
+                if msg is not None and self._usable(msg):
                     self._handle(msg)
-                elif error.fatal():
-                    raise Fatal("consumer: %s" % error)
-                else:
-                    self.events.emit("consumer-error", error=str(error))
             if self._producer is not None:
                 self._producer.poll(0)  # delivery reports
             if self._batch_size and (self._batch_size >= self.settings.batch_records or time.monotonic() >= self._batch_deadline):
@@ -182,6 +186,16 @@ class ConsumerHelper:
             elif self.manual and not self._batch_size and not self._stopping and time.monotonic() >= self._idle_check_at:
                 self._idle_check_at = time.monotonic() + self.settings.batch_ms / 1000.0
                 self._commit_skipped()
+
+    def _usable(self, msg):
+        """True for a record; errors are fatal or logged."""
+        error = msg.error()
+        if error is None:
+            return True
+        if error.fatal():
+            raise Fatal("consumer: %s" % error)
+        self.events.emit("consumer-error", error=str(error))
+        return False
 
     def _shutdown(self):
         self.events.emit("stopping")
@@ -260,6 +274,54 @@ class ConsumerHelper:
         if self.manual:
             self._pending[key] = msg.offset() + 1
             self._batch_size += 1
+
+    def _handle_batch(self, msgs):
+        """Records in batch mode: the hook works on them all, nothing open meanwhile; then their outputs and offsets
+        commit together (exactly-once: one transaction per batch)."""
+        if self._batch_size:
+            self._commit("batch")
+        first = {}
+        for msg in msgs:
+            first.setdefault((msg.topic(), msg.partition()), msg.offset())
+        try:
+            results = self.process_batch(msgs)
+        except Unprocessed as exc:
+            # Given back: the batch's partitions start again at its first records, for the next owner or this one.
+            for key, offset in first.items():
+                self._seek(key, offset)
+            self.events.emit("unprocessed", records=len(msgs), offsets=offsets_by_topic(first), why=str(exc))
+            self._stopping = True
+            return
+        except Exception as exc:
+            why = str(exc) if isinstance(exc, Fatal) else repr(exc)
+            raise Fatal("process hook failed on a batch of %d records from %s: %s" % (len(msgs), offsets_by_topic(first), why))
+        results = list(results or [])
+        if len(results) != len(msgs):
+            raise Fatal("the batch process hook returned %d results for %d records" % (len(results), len(msgs)))
+        if self.eos and not self._in_txn:
+            self._kafka_call("begin_transaction", self._producer.begin_transaction)
+            self._in_txn = True
+        if self.manual:
+            for key, offset in first.items():
+                self._pending.setdefault(key, offset)
+        try:
+            for outputs in results:
+                for item in outputs or ():
+                    if isinstance(item, Output):
+                        self._produce(item.key, item.value, item.topic, item.headers)
+                    else:
+                        out_key, out_value = item
+                        self._produce(out_key, out_value)
+        except KafkaException as exc:
+            if not self.eos:
+                raise Fatal("produce: %s" % exc)
+            self._recover(exc, "produce")
+            return
+        if self.manual:
+            for msg in msgs:
+                self._pending[(msg.topic(), msg.partition())] = msg.offset() + 1
+            self._batch_size += len(msgs)
+            self._commit("batch")
 
     def _produce(self, key, value, topic=None, headers=None):
         if topic is None:

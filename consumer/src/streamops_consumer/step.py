@@ -13,6 +13,10 @@ STREAMOPS_STEP_BACKOFF_MAX_MS); after the last retry the record goes to the dead
 with the error, the function and the source topic/partition/offset in headers, in the same transaction as the
 offsets. Without a dead-letter topic the runner stops instead (exit 1), the record uncommitted.
 
+With STREAMOPS_STEP_CONCURRENCY over 1 (default 8) up to STREAMOPS_STEP_BATCH records (default 4 x concurrency) are
+invoked side by side; their answers are produced in input order and commit with their offsets, one transaction per
+batch.
+
 Waiting burns no retry: when the function has no available replica (scaled to zero) the runner polls
 GET /system/function/<name> until one is available, and while the gateway does not answer at all it polls until
 it does. Before any wait it commits what it has done, so no transaction stays open; SIGTERM ends a wait at once,
@@ -24,10 +28,12 @@ Exit codes as the helper's: 0 after SIGTERM/SIGINT, 1 fatal, 2 bad settings.
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import json
 import os
 import sys
+import threading
 import time
 from typing import Mapping, Optional
 
@@ -49,10 +55,15 @@ class StepSettings:
     timeout_ms: int = 10000
     dlq_topic: Optional[str] = None
     wait_poll_ms: int = 200
+    concurrency: int = 8
+    batch: int = 0          # records per batch in concurrent mode; 0: 4 x concurrency
 
     def __post_init__(self):
         if not self.function:
             raise SettingsError("no function to invoke (STREAMOPS_STEP_FUNCTION)")
+        if self.concurrency < 1:
+            raise SettingsError("STREAMOPS_STEP_CONCURRENCY must be at least 1")
+        self.batch = self.batch or 4 * self.concurrency
 
     @classmethod
     def from_env(cls, environ: Optional[Mapping[str, str]] = None) -> "StepSettings":
@@ -65,6 +76,8 @@ class StepSettings:
             timeout_ms=_int(env, "STREAMOPS_STEP_TIMEOUT_MS", 10000, minimum=1),
             dlq_topic=env.get("STREAMOPS_DLQ_TOPIC", "").strip() or None,
             wait_poll_ms=_int(env, "STREAMOPS_STEP_WAIT_POLL_MS", 200, minimum=10),
+            concurrency=_int(env, "STREAMOPS_STEP_CONCURRENCY", 8, minimum=1),
+            batch=_int(env, "STREAMOPS_STEP_BATCH", 0),
         )
 
     def backoff(self, attempt):
@@ -85,15 +98,45 @@ class StepRunner:
         if step.dlq_topic and step.dlq_topic in settings.input_topics:
             raise SettingsError("the dead-letter topic must not be an input topic of the step")
         self.settings, self.step, self.gateway = settings, step, gateway
-        self.helper = ConsumerHelper(settings, self.process, stream)
+        if step.concurrency > 1:
+            # Invocations of a batch run side by side; its outputs and offsets still commit together, in input order.
+            self.helper = ConsumerHelper(settings, stream=stream, process_batch=self.process_batch, batch_max=step.batch)
+            self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=step.concurrency, thread_name_prefix="invoke")
+        else:
+            self.helper = ConsumerHelper(settings, self.process, stream)
+            self._pool = None
         self.events = self.helper.events
+        self._count_lock = threading.Lock()
         self.invoked = 0
         self.dead_lettered = 0
 
     def run(self) -> int:
         self.events.emit("step", function=self.step.function, gateway=self.gateway.settings.url, namespace=self.gateway.settings.namespace,
-                         retries=self.step.retries, backoff_ms=self.step.backoff_ms, dlq=self.step.dlq_topic)
-        return run_until_signalled(self.helper)
+                         retries=self.step.retries, backoff_ms=self.step.backoff_ms, dlq=self.step.dlq_topic,
+                         concurrency=self.step.concurrency, batch=self.step.batch if self._pool else 1)
+        try:
+            return run_until_signalled(self.helper)
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown(wait=False)
+
+    def process_batch(self, msgs):
+        """[outputs] for a batch, its records invoked concurrently. Any record given back (stop) gives the whole batch
+        back; a fatal error of any record ends the run; nothing of the batch is produced then."""
+        futures = [self._pool.submit(self.process, msg) for msg in msgs]
+        results, given_back, fatal = [], None, None
+        for future in futures:
+            try:
+                results.append(future.result())
+            except Unprocessed as exc:
+                given_back = exc
+            except Fatal as exc:
+                fatal = exc
+        if fatal is not None:
+            raise fatal
+        if given_back is not None:
+            raise given_back
+        return results
 
     # -- the process hook ------------------------------------------------------------------------
 
@@ -107,7 +150,8 @@ class StepRunner:
             except GatewayError as exc:
                 error = exc
             else:
-                self.invoked += 1
+                with self._count_lock:
+                    self.invoked += 1
                 if attempts:
                     self.events.emit("invoked", function=self.step.function, attempts=attempts + 1, topic=msg.topic(),
                                      partition=msg.partition(), offset=msg.offset())
@@ -138,7 +182,8 @@ class StepRunner:
         ]
         if error.status is not None:
             headers.append(("streamops.status", _header(error.status)))
-        self.dead_lettered += 1
+        with self._count_lock:
+            self.dead_lettered += 1
         self.events.emit("dead-lettered", function=self.step.function, topic=msg.topic(), partition=msg.partition(), offset=msg.offset(),
                          attempts=attempts, error=str(error), dlq=self.step.dlq_topic)
         return [Output(msg.key(), msg.value(), topic=self.step.dlq_topic, headers=headers)]
