@@ -118,6 +118,11 @@ class OpenFaaSClient:
             raw = error.read().decode("utf-8", "replace")
         except Exception:  # a body that cannot be read adds nothing to the status code
             raw = ""
+        try:  # a JSON error (of a proxy or another API in front of the gateway): its message
+            body = json.loads(raw)
+            raw = str(body.get("message") or body.get("error") or raw) if isinstance(body, dict) else raw
+        except ValueError:
+            pass
         message = " ".join(raw.split()).rstrip(".")
         if message.startswith("<"):  # an HTML error page of a proxy in front of the gateway
             message = ""

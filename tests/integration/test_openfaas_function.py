@@ -350,3 +350,13 @@ def test_the_environment_gives_the_gateway_and_credentials(gw):
     assert made["changed"] and made["function"]["env_vars"] == {"FN_TRANSFORM": "reverse"}
     assert gw.invoke(name, "lab") == (200, "bal")
     assert ok(run_module("openfaas_function_info", dict(name=name), env=env))["exists"]
+
+
+def test_tls_is_verified_by_default(gw, lab):
+    """The lab's Kubernetes API (HTTPS, its own CA, on 127.0.0.1) stands in for a gateway behind TLS."""
+    https = lab["K8S_API_SERVER"]
+    untrusted = run_module("openfaas_function_info", dict(gateway_url=https, gateway_password="x"))
+    one_sentence(untrusted, "TLS certificate is not trusted", "ca_path")
+    trusted = run_module("openfaas_function_info", dict(gateway_url=https, gateway_password="x", ca_path=lab["K8S_CA_CERT"]))
+    # Past TLS: the API server takes no basic auth and refuses the anonymous user; its JSON error said as its message.
+    assert "TLS" not in one_sentence(trusted, "HTTP 403", 'cannot get path "/system/functions"')
