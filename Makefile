@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 ENV := source tests/env.sh &&
 
-.PHONY: demo test setup lab-up lab-down sanity lint unit integration consumer molecule e2e e2e-relocation bench bench-planner bench-lag bench-reassignment bench-criu bench-relocation
+.PHONY: demo test setup lab-up lab-down sanity lint unit integration consumer molecule e2e e2e-relocation bench bench-planner bench-lag bench-reassignment bench-criu bench-relocation bench-workflow
 
 demo: setup lab-up
 	$(ENV) ansible-playbook playbooks/demo.yml
@@ -27,7 +27,7 @@ e2e-relocation: setup lab-up
 	$(ENV) python tests/run_gates.py e2e
 
 # Benchmarks (tests/bench/README.md and docs/*.md hold the figures): minutes each, not part of `make test`.
-bench: bench-planner bench-lag bench-reassignment bench-criu bench-relocation
+bench: bench-planner bench-lag bench-reassignment bench-criu bench-relocation bench-workflow
 
 bench-planner: setup
 	$(ENV) python -m tests.bench.planner
@@ -43,3 +43,6 @@ bench-criu: setup lab-up
 
 bench-relocation: setup lab-up
 	$(ENV) python tests/bench/relocation/bench_relocation.py --relocations 6 --json .lab/reports/bench-relocation.json
+
+bench-workflow: setup lab-up
+	$(ENV) python tests/bench/workflow/bench_workflow.py --records 5000 --json .lab/reports/bench-workflow.json
