@@ -33,7 +33,8 @@ def test_split_reference(ref, expected):
 def test_connection_specs():
     spec = _docker.docker_argument_spec(container=dict(type="str"))
     assert set(_docker.CONNECTION_KEYS) <= set(spec) and "container" in spec
-    assert spec["docker_host"]["default"] == _docker.DEFAULT_DOCKER_HOST
+    assert "default" not in spec["docker_host"]          # DOCKER_HOST first, then the socket (Engine), as the docs say
+    assert _docker.Engine({}).host == _docker.DEFAULT_DOCKER_HOST
     sub = _docker.connection_suboptions(data_root=dict(type="path"))
     assert sub["docker_host"]["required"] and "default" not in sub["docker_host"] and "fallback" not in sub["docker_host"]
     assert _docker.DOCKER_CONNECTION_SPEC["docker_host"].get("fallback")      # the shared spec was not changed
