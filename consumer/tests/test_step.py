@@ -403,7 +403,6 @@ def test_step_runner_transforms_and_dead_letters(lab, names, gateway, function, 
     assert runner.find("step")[0]["concurrency"] == concurrency
 
 
-
 def test_step_runner_waits_for_a_replica_without_burning_retries(lab, names, gateway, function, step):
     """No replica can start (the function is pinned to a region without nodes): the gateway's own scale from zero
     cannot help, the invocation times out, and the runner waits, spending no retry and dead-lettering nothing, until

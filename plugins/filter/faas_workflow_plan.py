@@ -18,7 +18,7 @@ author:
   - streamops.day2 engineers (@streamops)
 options:
   _input:
-    description: The workflow spec, as the role's C(faas_workflow) variable (see the role's README).
+    description: The workflow spec, as the role's C(faas_workflow_spec) variable (see the role's README).
     type: dict
     required: true
   defaults:

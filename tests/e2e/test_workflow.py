@@ -47,6 +47,9 @@ def test_ten_thousand_records_through_two_steps_once_with_sigkills_and_scaling_t
     report = {"workflow": lab.name, "records": COUNT, "steps": ["upper", "reverse"], "runners_per_step": lab.runners}
     started = time.monotonic()
     try:
+        predicted = lab.playbook("present", check=True)
+        assert "changed=0" not in predicted["recap"], "check mode predicted nothing for a new workflow: %s" % predicted
+        assert lab.exists() == {"namespace": False, "connectors": [], "functions": []}, "check mode made something: %s" % lab.exists()
         made = lab.create()
         report["deploy"] = made
         sampler.start()
@@ -88,6 +91,7 @@ def test_ten_thousand_records_through_two_steps_once_with_sigkills_and_scaling_t
             report.setdefault("max_replicas", {})[step] = max((p["replicas"] for p in series), default=0)
         lab.playbook("present")  # a re-run changes nothing, also with the scaler's replicas on the functions
         report["rerun"] = lab.playbook_runs[-1]
+        report["rerun_check"] = lab.playbook("present", check=True)
     finally:
         sampler.stop()
         report["seconds"] = round(time.monotonic() - started, 1)
@@ -110,3 +114,4 @@ def test_ten_thousand_records_through_two_steps_once_with_sigkills_and_scaling_t
         assert ups and ups[0]["reason"] == "lag", "the scaler did not scale %s up on lag: %s" % (step, report["scaler_decisions"])
         assert zero and zero[-1]["reason"] == "idle", "the scaler did not idle %s to zero: %s" % (step, report["scaler_decisions"])
     assert "changed=0" in report["rerun"]["recap"], report["rerun"]
+    assert "changed=0" in report["rerun_check"]["recap"], report["rerun_check"]

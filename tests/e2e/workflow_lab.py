@@ -124,7 +124,7 @@ class ReplicaSampler(threading.Thread):
 class WorkflowLab:
     """One workflow of two steps (upper, reverse) on the lab, made and removed by the faas_workflow playbook."""
 
-    def __init__(self, env, runners=2, target_lag=500, max_replicas=3, idle_seconds=15, down_window=5):
+    def __init__(self, env, runners=2, concurrency=16, target_lag=500, max_replicas=3, idle_seconds=12, down_window=5):
         self.env = env
         self.run_id = uuid.uuid4().hex[:6]
         self.name = "wf-%s" % self.run_id
@@ -138,7 +138,7 @@ class WorkflowLab:
         self.spec = {
             "name": self.name,
             "sources": [{"name": "in", "file": str(self.input)}],
-            "steps": [{"name": step, "image": env["OPENFAAS_FN_IMAGE"], "env": {"FN_TRANSFORM": step}, "runners": runners,
+            "steps": [{"name": step, "image": env["OPENFAAS_FN_IMAGE"], "env": {"FN_TRANSFORM": step}, "runners": runners, "concurrency": concurrency,
                        "scaling": scaling} for step in ("upper", "reverse")],
             "sinks": [{"name": "out", "file": str(self.output)}],
         }
@@ -149,23 +149,24 @@ class WorkflowLab:
 
     # -- the playbook ---------------------------------------------------------------------------
 
-    def playbook(self, state="present", extra=None):
-        variables = {"faas_workflow": self.spec, "faas_workflow_state": state, "faas_workflow_scaler_down_window": self.down_window}
+    def playbook(self, state="present", extra=None, check=False):
+        variables = {"faas_workflow_spec": self.spec, "faas_workflow_state": state, "faas_workflow_scaler_down_window": self.down_window}
         if state == "absent":
             variables["faas_workflow_delete_topics"] = True
         variables.update(extra or {})
         spec_file = self.dir / ("vars-%s.json" % state)
+        self.dir.mkdir(parents=True, exist_ok=True)
         spec_file.write_text(json.dumps(variables))
         started = time.monotonic()
         proc = subprocess.run(["ansible-playbook", "-i", str(ROOT / "inventories" / "lab"), str(ROOT / "playbooks" / "faas_workflow.yml"),
-                               "-e", "@%s" % spec_file], cwd=ROOT, env=dict(os.environ, **{k: v for k, v in self.env.items() if k.startswith("OPENFAAS_")}),
+                               "-e", "@%s" % spec_file] + (["--check"] if check else []), cwd=ROOT, env=dict(os.environ, **{k: v for k, v in self.env.items() if k.startswith("OPENFAAS_")}),
                               capture_output=True, text=True, timeout=600, check=False)
         recap = [line for line in proc.stdout.splitlines() if line.startswith("localhost") and "ok=" in line]
-        self.playbook_runs.append({"state": state, "rc": proc.returncode, "seconds": round(time.monotonic() - started, 1),
+        self.playbook_runs.append({"state": state, "check": check, "rc": proc.returncode, "seconds": round(time.monotonic() - started, 1),
                                    "recap": recap[-1].split(":", 1)[1].strip() if recap else None})
         if proc.returncode != 0:
-            raise AssertionError("the faas_workflow playbook (%s) failed (rc %d): %s\n%s" % (state, proc.returncode, proc.stdout[-4000:],
-                                                                                           proc.stderr[-2000:]))
+            raise AssertionError("the faas_workflow playbook (%s) failed (rc %d): %s\n%s"
+                                 % (state, proc.returncode, proc.stdout[-4000:], proc.stderr[-2000:]))
         return self.playbook_runs[-1]
 
     def create(self):
@@ -215,6 +216,14 @@ class WorkflowLab:
             return self.output.read_text().splitlines()
         except FileNotFoundError:
             return []
+
+    def exists(self):
+        """What of the workflow exists: its namespace, its connectors, its functions."""
+        proc = subprocess.run([self.env.get("KUBECTL", "kubectl"), "get", "namespace", self.name, "--ignore-not-found", "-o", "name"],
+                              capture_output=True, text=True, timeout=60, env=dict(os.environ, KUBECONFIG=self.env["KUBECONFIG"]), check=True)
+        connectors = json.loads(urllib.request.urlopen(self.env["KAFKA_CONNECT_URL"].rstrip("/") + "/connectors", timeout=10).read())
+        return {"namespace": bool(proc.stdout.strip()), "connectors": sorted(c for c in connectors if c.startswith(self.name + "-")),
+                "functions": sorted(f for f in self.functions.values() if self.gateway.function(f) is not None)}
 
     def kubectl(self, *args, timeout=60):
         proc = subprocess.run([self.env.get("KUBECTL", "kubectl"), "-n", self.name] + list(args), capture_output=True, text=True, timeout=timeout,
