@@ -44,7 +44,8 @@ def wait_for(what, check, timeout, step=0.5):
 def test_ten_thousand_records_through_two_steps_once_with_sigkills_and_scaling_to_zero(env):
     lab = WorkflowLab(env)
     sampler = ReplicaSampler(lab.gateway, list(lab.functions.values()))
-    report = {"workflow": lab.name, "records": COUNT, "steps": ["upper", "reverse"], "runners_per_step": lab.runners}
+    report = {"workflow": lab.name, "records": COUNT, "steps": ["upper", "reverse"], "runners_per_step": lab.runners,
+              "concurrency": lab.concurrency}
     started = time.monotonic()
     try:
         predicted = lab.playbook("present", check=True)

@@ -133,7 +133,7 @@ class WorkflowLab:
         self.functions = {"upper": "%s-upper" % self.name, "reverse": "%s-reverse" % self.name}
         self.groups = {"upper": "%s-upper" % self.name, "reverse": "%s-reverse" % self.name}
         self.topics = {"in": "%s.in" % self.name, "upper": "%s.upper" % self.name, "reverse": "%s.reverse" % self.name}
-        self.down_window, self.runners = down_window, runners
+        self.down_window, self.runners, self.concurrency = down_window, runners, concurrency
         scaling = {"target_lag": target_lag, "min": 1, "max": max_replicas, "idle_seconds": idle_seconds}
         self.spec = {
             "name": self.name,
