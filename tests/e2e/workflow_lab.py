@@ -158,8 +158,9 @@ class WorkflowLab:
         self.dir.mkdir(parents=True, exist_ok=True)
         spec_file.write_text(json.dumps(variables))
         started = time.monotonic()
+        env = dict(os.environ, **{k: v for k, v in self.env.items() if k.startswith("OPENFAAS_")})
         proc = subprocess.run(["ansible-playbook", "-i", str(ROOT / "inventories" / "lab"), str(ROOT / "playbooks" / "faas_workflow.yml"),
-                               "-e", "@%s" % spec_file] + (["--check"] if check else []), cwd=ROOT, env=dict(os.environ, **{k: v for k, v in self.env.items() if k.startswith("OPENFAAS_")}),
+                               "-e", "@%s" % spec_file] + (["--check"] if check else []), cwd=ROOT, env=env,
                               capture_output=True, text=True, timeout=600, check=False)
         recap = [line for line in proc.stdout.splitlines() if line.startswith("localhost") and "ok=" in line]
         self.playbook_runs.append({"state": state, "check": check, "rc": proc.returncode, "seconds": round(time.monotonic() - started, 1),
