@@ -13,10 +13,8 @@ same way ansible.builtin.uri does.
 from __future__ import annotations
 
 import copy
-import http.client
 import json
 import socket
-import ssl
 import time
 from urllib.error import HTTPError, URLError
 from urllib.parse import quote, urlencode
@@ -25,6 +23,7 @@ from ansible.module_utils.basic import env_fallback
 from ansible.module_utils.urls import ConnectionError as UrlsConnectionError
 from ansible.module_utils.urls import Request, SSLValidationError
 from ansible_collections.streamops.day2.plugins.module_utils._common import OperationError, StreamopsModule
+from ansible_collections.streamops.day2.plugins.module_utils._http import transport_reason
 from ansible_collections.streamops.day2.plugins.module_utils._openfaas_spec import (
     SpecError,
     deployment_body,
@@ -140,21 +139,7 @@ class OpenFaaSClient:
         return "The OpenFaaS gateway at %s answered HTTP %d to %s %s: %s." % (self.url, code, method, path.split("?")[0], message)
 
     def _reason(self, error):
-        reason = getattr(error, "reason", error)
-        if isinstance(reason, (ssl.SSLCertVerificationError, SSLValidationError)) or "CERTIFICATE_VERIFY_FAILED" in str(reason):
-            detail = getattr(reason, "verify_message", None) or "certificate verify failed"
-            return ("its TLS certificate is not trusted (%s); give the CA in ca_path, or validate_certs: false for a lab "
-                    "with self-signed certificates" % detail)
-        if isinstance(reason, ConnectionRefusedError):
-            return "connection refused (is the gateway running, and is the port right?)"
-        if isinstance(reason, socket.gaierror):
-            return "its host name does not resolve (%s)" % (reason.strerror or reason)
-        if isinstance(reason, (socket.timeout, TimeoutError)):
-            return "no answer within %gs (timeout)" % self.timeout
-        if isinstance(reason, http.client.RemoteDisconnected):
-            return "the server closed the connection without an answer (is gateway_url the gateway's HTTP address?)"
-        text = " ".join(str(reason).split()).rstrip(".")
-        return text or type(reason).__name__
+        return transport_reason(error, self.timeout, "is the gateway running, and is the port right?", "is gateway_url the gateway's HTTP address?")
 
     # -- the endpoints used ------------------------------------------------------------------
 
