@@ -216,10 +216,10 @@ class Relocation:
             raise RelocationError("%s has no spec.selector.matchLabels; its pods cannot be found." % self.what)
         return self.k8s.pods(self.namespace, selector)
 
-    def regions_of_nodes(self):
-        return {node["metadata"]["name"]: (node["metadata"].get("labels") or {}).get(self.label) for node in self.k8s.nodes()}
+    def region_of(self, node):
+        return (node["metadata"].get("labels") or {}).get(self.label)
 
-    def choose_region(self, workload, current):
+    def choose_region(self, workload, current, nodes):
         """The first region of the preference list that has Ready nodes with room for the pods."""
         replicas = workload["spec"].get("replicas", 1) or 1
         requests = pod_requests(workload["spec"]["template"].get("spec") or {})
@@ -227,34 +227,31 @@ class Relocation:
         for region in candidate_regions(self.p["regions"], current, self.p["rotate"]):
             if region == current:
                 return region, []
-            nodes = [n for n in self.k8s.nodes("%s=%s" % (self.label, region)) if node_ready(n)]
-            if not nodes:
+            ready = [n for n in nodes if self.region_of(n) == region and node_ready(n)]
+            if not ready:
                 refused.append("%s has no Ready node" % region)
                 continue
-            if requests and not fits(nodes, self._used(nodes), requests, replicas):
+            if requests and not fits(ready, self._used(), requests, replicas):
                 refused.append("%s has no room for %d pod%s requesting %s" % (
                     region, replicas, "" if replicas == 1 else "s", _requests_text(requests)))
                 continue
-            return region, nodes
+            return region, ready
         if not refused:
             raise RelocationError("No region to move %s to: it runs in %s, the only region of %s." % (self.what, current, self.p["regions"]))
         raise RelocationError("No region to move %s to: %s (nodes labelled %s)." % (self.what, "; ".join(refused), self.label))
 
-    def _used(self, nodes):
+    def _used(self):
+        """{node name: {resource: requested}} of the running pods, the workload's own left out; one listing for all nodes."""
+        listing = self.k8s.call("list the pods", self.k8s.core.list_pod_for_all_namespaces,
+                                field_selector="status.phase!=Succeeded,status.phase!=Failed")
         used = {}
-        for node in nodes:
-            name = node["metadata"]["name"]
-            listing = self.k8s.call("list the pods of node %s" % name, self.k8s.core.list_pod_for_all_namespaces,
-                                    field_selector="spec.nodeName=%s" % name)
-            total = used.setdefault(name, {})
-            for pod in listing.items:
-                pod = self.k8s.plain(pod)
-                if pod.get("status", {}).get("phase") in ("Succeeded", "Failed"):
-                    continue
-                if pod["metadata"].get("namespace") == self.namespace and _owned_by_workload(pod, self.name):
-                    continue  # the workload's own pods leave the region they are in
-                for resource, amount in pod_requests(pod.get("spec") or {}).items():
-                    total[resource] = total.get(resource, 0.0) + amount
+        for pod in map(self.k8s.plain, listing.items):
+            node = pod.get("spec", {}).get("nodeName")
+            if not node or (pod["metadata"].get("namespace") == self.namespace and _owned_by_workload(pod, self.name)):
+                continue  # not placed yet, or the workload's own (its pods leave the region they are in)
+            total = used.setdefault(node, {})
+            for resource, amount in pod_requests(pod.get("spec") or {}).items():
+                total[resource] = total.get(resource, 0.0) + amount
         return used
 
     # -- the task ------------------------------------------------------------------------------
@@ -263,11 +260,12 @@ class Relocation:
         workload = self.workload()
         template_spec = workload["spec"]["template"].get("spec") or {}
         current = template_region(template_spec, self.label, self.placement)
-        node_regions = self.regions_of_nodes()
+        nodes = self.k8s.nodes()
+        node_regions = {node["metadata"]["name"]: self.region_of(node) for node in nodes}
         pods = self.pods(workload)
         old_nodes = sorted({pod["spec"].get("nodeName") for pod in pods if pod["spec"].get("nodeName")})
         wait = cooldown_remaining(workload, self.p["cooldown"])
-        target, target_nodes = (current, []) if wait else self.choose_region(workload, current)
+        target, target_nodes = (current, []) if wait else self.choose_region(workload, current, nodes)
         result = dict(changed=False, cooldown_remaining=wait, kind=self.kind, namespace=self.namespace, name=self.name, group=self.p["group"],
                       strategy=self.p["strategy"], region_before=current, region=target,
                       old_nodes=old_nodes, new_nodes=old_nodes, old_pods=sorted(p["metadata"]["name"] for p in pods),
@@ -294,7 +292,8 @@ class Relocation:
     def _annotations(self, workload, current, target):
         annotations = workload["metadata"].get("annotations") or {}
         stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-        count = int(annotations.get(COUNT, "0") or 0) + 1 if str(annotations.get(COUNT, "0")).isdigit() else 1
+        earlier = str(annotations.get(COUNT, ""))
+        count = int(earlier) + 1 if earlier.isdigit() else 1
         new = {AT: stamp, FROM: current or "", TO: target, COUNT: str(count)}
         new[REASON] = self.p["reason"] or None  # None removes an earlier reason
         return new
@@ -315,8 +314,7 @@ class Relocation:
         try:
             moved = self._wait_running(watch, target, time.monotonic())
         except RelocationError as e:
-            self._roll_back_handover(workload, replicas, current, str(e))
-            raise  # not reached: _roll_back raises
+            raise self._roll_back_handover(workload, replicas, current, str(e))
         moved.update(offsets=offsets, gap_seconds=watch.gap_seconds(),
                      timings=dict(stop_seconds=round(stopped - started, 3), start_seconds=round(time.monotonic() - stopped, 3),
                                   total_seconds=round(time.monotonic() - started, 3)))
@@ -336,8 +334,7 @@ class Relocation:
         try:
             moved = self._wait_running(watch, target, started)
         except RelocationError as e:
-            self._roll_back_warm(workload, strategy, str(e))
-            raise
+            raise self._roll_back_warm(workload, current, str(e))
         finally:
             if strategy != surge:
                 self.k8s.patch_workload(self.kind, self.namespace, self.name, {"spec": {"strategy": _strategy_patch(strategy)}})
@@ -403,7 +400,7 @@ class Relocation:
         return {"affinity": original.get("affinity")}
 
     def _roll_back_handover(self, workload, replicas, current, why):
-        """Stop the new pods the same careful way, put the old placement back, start again, and fail."""
+        """Stop the new pods the same careful way, put the old placement back and start again; the error to fail with."""
         watch = GroupWatch(self.kafka, self.p["group"])
         self.k8s.patch_workload(self.kind, self.namespace, self.name, {"spec": {"replicas": 0}})
         try:
@@ -412,18 +409,19 @@ class Relocation:
             self.k8s.patch_workload(self.kind, self.namespace, self.name, {
                 "metadata": {"annotations": {TO: current or "", REASON: "rolled back: " + why}},
                 "spec": {"replicas": replicas, "template": {"spec": self._restore_placement(workload)}}})
-        self.actions.append("rolled %s back to region %s" % (self.what, current or "(unpinned)"))
-        raise RelocationError("Relocation rolled back: %s; %s runs in region %s again." % (why, self.what, current or "(unpinned)"),
-                              rolled_back=True, actions=self.actions)
+        return self._rolled_back(current, why)
 
-    def _roll_back_warm(self, workload, strategy, why):
+    def _roll_back_warm(self, workload, current, why):
         """The old pods still run (the rollout never takes one away before its successor is Ready): undo the template."""
-        current = template_region(workload["spec"]["template"].get("spec") or {}, self.label, self.placement)
         self.k8s.patch_workload(self.kind, self.namespace, self.name, {
             "metadata": {"annotations": {TO: current or "", REASON: "rolled back: " + why}},
             "spec": {"template": {"spec": self._restore_placement(workload)}}})
+        return self._rolled_back(current, why)
+
+    def _rolled_back(self, current, why):
+        """The error that ends a task whose move was undone."""
         self.actions.append("rolled %s back to region %s" % (self.what, current or "(unpinned)"))
-        raise RelocationError("Relocation rolled back: %s; %s runs in region %s again." % (why, self.what, current or "(unpinned)"),
+        return RelocationError("Relocation rolled back: %s; %s runs in region %s again." % (why, self.what, current or "(unpinned)"),
                               rolled_back=True, actions=self.actions)
 
 

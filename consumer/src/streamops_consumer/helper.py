@@ -259,17 +259,7 @@ class ConsumerHelper:
             self._kafka_call("begin_transaction", self._producer.begin_transaction)
             self._in_txn = True
             self._pending.setdefault(key, msg.offset())
-        try:
-            for item in outputs or ():
-                if isinstance(item, Output):
-                    self._produce(item.key, item.value, item.topic, item.headers)
-                else:
-                    out_key, out_value = item
-                    self._produce(out_key, out_value)
-        except KafkaException as exc:
-            if not self.eos:
-                raise Fatal("produce: %s" % exc)
-            self._recover(exc, "produce")
+        if not self._produce_outputs([outputs]):
             return
         if self.manual:
             self._pending[key] = msg.offset() + 1
@@ -304,6 +294,17 @@ class ConsumerHelper:
         if self.manual:
             for key, offset in first.items():
                 self._pending.setdefault(key, offset)
+        if not self._produce_outputs(results):
+            return
+        if self.manual:
+            for msg in msgs:
+                self._pending[(msg.topic(), msg.partition())] = msg.offset() + 1
+            self._batch_size += len(msgs)
+            self._commit("batch")
+
+    def _produce_outputs(self, results):
+        """Produce each record's outputs ((key, value) pairs or Output items); False when a failure was recovered
+        from (exactly-once: the transaction aborted and the partitions rewound), so nothing may be marked done."""
         try:
             for outputs in results:
                 for item in outputs or ():
@@ -316,12 +317,8 @@ class ConsumerHelper:
             if not self.eos:
                 raise Fatal("produce: %s" % exc)
             self._recover(exc, "produce")
-            return
-        if self.manual:
-            for msg in msgs:
-                self._pending[(msg.topic(), msg.partition())] = msg.offset() + 1
-            self._batch_size += len(msgs)
-            self._commit("batch")
+            return False
+        return True
 
     def _produce(self, key, value, topic=None, headers=None):
         if topic is None:
