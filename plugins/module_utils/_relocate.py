@@ -422,7 +422,7 @@ class Relocation:
         """The error that ends a task whose move was undone."""
         self.actions.append("rolled %s back to region %s" % (self.what, current or "(unpinned)"))
         return RelocationError("Relocation rolled back: %s; %s runs in region %s again." % (why, self.what, current or "(unpinned)"),
-                              rolled_back=True, actions=self.actions)
+                               rolled_back=True, actions=self.actions)
 
 
 def _rolled_out(workload):
