@@ -369,12 +369,15 @@ from ansible_collections.streamops.day2.plugins.module_utils._lag.collect import
 from ansible_collections.streamops.day2.plugins.module_utils._lag.report import (
     Options, all_partitions, build_report, empty_group_warnings, selection_problems, summarise, wanted_reads)
 
-try:
-    import jmespath
-    JMESPATH_IMPORT_ERROR = None
-except ImportError:
-    jmespath = None
-    JMESPATH_IMPORT_ERROR = traceback.format_exc()
+
+def import_jmespath():
+    """(jmespath or None, import traceback or None). Imported only when a task gives query: most tasks do not, and a
+    module should not pay at start-up for a library its task does not use."""
+    try:
+        import jmespath
+        return jmespath, None
+    except ImportError:
+        return None, traceback.format_exc()
 
 
 def _iso(seconds):
@@ -406,7 +409,8 @@ def check_params(params):
     errors = rules.validate_thresholds(params["thresholds"])
     if errors:
         return " ".join(errors)
-    if params["query"] is not None and jmespath is not None:
+    jmespath = import_jmespath()[0] if params["query"] is not None else None
+    if jmespath is not None:
         try:
             jmespath.compile(params["query"])
         except jmespath.exceptions.JMESPathError as e:
@@ -455,6 +459,7 @@ def run(kafka):
     )
     result["elapsed"] = round(time.monotonic() - began, 3)
     if params["query"] is not None:
+        jmespath = import_jmespath()[0]
         try:
             result["query_result"] = jmespath.search(params["query"], result)
             del result["groups"]
@@ -489,8 +494,10 @@ def main():
         ),
         supports_check_mode=True,
     )
-    if kafka.params["query"] is not None and JMESPATH_IMPORT_ERROR:
-        kafka.fail_json(msg=missing_required_lib("jmespath"), exception=JMESPATH_IMPORT_ERROR)
+    if kafka.params["query"] is not None:
+        jmespath_import_error = import_jmespath()[1]
+        if jmespath_import_error:
+            kafka.fail_json(msg=missing_required_lib("jmespath"), exception=jmespath_import_error)
     problem = check_params(kafka.params)
     if problem:
         kafka.fail_json(msg=problem)
