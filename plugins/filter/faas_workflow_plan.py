@@ -13,7 +13,7 @@ description:
   - Names left out follow the workflow's name; a step reads the previous step's output (the first step every source's topic)
     and writes C(<workflow>.<step>); a sink reads the last step's output.
   - No service is contacted. A spec that cannot be planned (an unknown key, a topic no one writes, two writers of one topic,
-    both O(_input.steps[].replicas) and scaling) fails the task with one sentence naming the culprit.
+    both a step's C(replicas) and its C(scaling)) fails the task with one sentence naming the culprit.
 author:
   - streamops.day2 engineers (@streamops)
 options:
