@@ -138,3 +138,114 @@ CASES = {
     "decommission": dict(brokers=24, partitions=3000, new_brokers=1, drain=3, seed=13),
     "large": dict(brokers=200, partitions=100000, new_brokers=10, seed=14),
 }
+
+
+def _weighted_pick(candidates, weights, rng):
+    """One of candidates, drawn with probability proportional to weights (positive)."""
+    total = sum(weights)
+    x = rng.random() * total
+    for candidate, weight in zip(candidates, weights):
+        x -= weight
+        if x <= 0:
+            return candidate
+    return candidates[-1]
+
+
+def generate_hard(brokers=50, partitions=10000, rf=3, racks=3, new_fraction=0.05, zipf=1.4, bias=10.0,
+                  seed=1, nw_in_per_broker=10 * MB, drain=0):
+    """The hard family of issue 13: a badly skewed cluster as a user would bring it.
+
+    - topic traffic Zipf-distributed by rank (``zipf`` 1.2-1.6: a few very hot topics), each
+      topic's partitions log-normally skewed (sigma 0.8);
+    - replica size = rate x a retention of 1-24 h per topic (disk and network correlated, far
+      from proportional); consumer fan-out 0.5-3x per topic;
+    - existing placement strongly biased: each old broker has a weight between 1 and ``bias``
+      (log-uniform) and replicas land on brokers in proportion to it (racks respected: one replica
+      per rack while there are enough racks), so some brokers carry ``bias`` times the load of
+      others; ``new_fraction`` of the brokers are new and empty.
+    Brokers sit on racks in turn, so with a broker count not divisible by ``racks`` the racks
+    differ in size and the per-rack floor matters.
+    """
+    rng = random.Random(seed)
+    ids = list(range(1, brokers + 1))
+    rack_of = {b: "rack-%d" % ((b - 1) % racks) for b in ids} if racks else {}
+    n_new = int(round(brokers * new_fraction))
+    old = ids[:brokers - n_new]
+    weight = {b: bias ** rng.random() for b in old}
+    by_rack = {}
+    for b in old:
+        by_rack.setdefault(rack_of.get(b), []).append(b)
+    rack_names = sorted(by_rack, key=str)
+
+    sizes = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 200, 256)
+    size_weights = [1.0 / math.sqrt(s) for s in sizes]
+    topics = []
+    total = 0
+    while total < partitions:
+        n = min(rng.choices(sizes, size_weights)[0], partitions - total)
+        topics.append(n)
+        total += n
+    order = sorted(range(len(topics)), key=lambda t: -topics[t] * rng.lognormvariate(0, 1.0))
+    rank = {t: i + 1 for i, t in enumerate(order)}
+    topic_rate = [1.0 / rank[t] ** zipf for t in range(len(topics))]
+    cluster_rate = nw_in_per_broker * brokers / rf
+    scale_rate = cluster_rate / sum(topic_rate)
+
+    parts = []
+    for t, n in enumerate(topics):
+        name = "t%05d" % t
+        retention = rng.uniform(3600, 24 * 3600)
+        fanout = rng.uniform(0.5, 3.0)
+        skews = [rng.lognormvariate(0, 0.8) for p in range(n)]
+        mean_skew = sum(skews) / n
+        for p in range(n):
+            rate = topic_rate[t] * scale_rate * skews[p] / mean_skew / n
+            if racks and len(rack_names) >= rf:
+                chosen_racks = rng.sample(rack_names, rf)
+                reps = [_weighted_pick(by_rack[r], [weight[b] for b in by_rack[r]], rng) for r in chosen_racks]
+            else:
+                reps = []
+                while len(reps) < rf:
+                    if racks:
+                        pool = [b for b in by_rack[rack_names[len(reps) % len(rack_names)]] if b not in reps]
+                    else:
+                        pool = [b for b in old if b not in reps]
+                    reps.append(_weighted_pick(pool, [weight[b] for b in pool], rng))
+            leader = reps[0] if rng.random() > 0.1 else rng.choice(reps)
+            parts.append({"topic": name, "partition": p, "replicas": reps, "leader": leader,
+                          "size": int(rate * retention), "nw_in": round(rate, 1), "nw_out": round(rate * fanout, 1)})
+    model = {"brokers": [dict({"id": b}, rack=rack_of[b]) if racks else {"id": b} for b in ids], "partitions": parts}
+    if drain:
+        model["drain_brokers"] = old[-drain:]
+    return model
+
+
+def _hard_cases():
+    cases = {}
+    families = (
+        # name, brokers, partitions, rf, racks, new fraction, zipf exponent
+        ("hard10-rf3r3", 10, 1000, 3, 3, 0.1, 1.6),
+        ("hard50-rf3r3", 50, 10000, 3, 3, 0.04, 1.4),
+        ("hard50-rf2r2", 50, 10000, 2, 2, 0.06, 1.2),
+        ("hard100-rf3r8", 100, 30000, 3, 8, 0.0, 1.6),
+        ("hard200-rf3r5", 200, 100000, 3, 5, 0.05, 1.4),
+    )
+    for name, brokers, partitions, rf, racks, new, zipf in families:
+        for seed in (1, 2, 3):
+            cases["%s-s%d" % (name, seed)] = dict(family="hard", brokers=brokers, partitions=partitions, rf=rf, racks=racks,
+                                                  new_fraction=new, zipf=zipf, seed=seed)
+    return cases
+
+
+CASES.update(_hard_cases())
+# The extra-large case: run on its own (``--cases xl --anchors none``), never by default.
+EXTRA_CASES = {
+    "xl": dict(family="hard", brokers=1000, partitions=1000000, rf=3, racks=8, new_fraction=0.05, zipf=1.4, seed=1),
+}
+
+
+def build(case):
+    """The model dict of a named case (CASES or EXTRA_CASES)."""
+    args = dict(CASES.get(case) or EXTRA_CASES[case])
+    family = args.pop("family", "classic")
+    return generate_hard(**args) if family == "hard" else generate(**args)

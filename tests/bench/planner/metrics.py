@@ -75,7 +75,8 @@ def violations(model, assignment, excluded=()):
 
 
 def floors(model):
-    """Per resource, the lowest max/mean any placement can reach: the largest single contribution,
+    """Per resource, the lowest max/mean any placement can reach: the largest single contribution
+    (the busiest partition's share), a whole count for replicas and leaders (ceil(mean) / mean),
     and, when every partition has one replica per rack, the load its rack must carry per broker."""
     drained = set(model.get("drain_brokers", []))
     kept = [b["id"] for b in model["brokers"] if b["id"] not in drained]
@@ -96,11 +97,15 @@ def floors(model):
             "replicas": 1, "leaders": 1,
         }[r]
         floor = max(1.0, largest / mean)
+        counted = r in ("replicas", "leaders")
+        if counted:
+            floor = max(floor, math.ceil(mean - 1e-9) / mean)
         if one_per_rack and r in ("nw_in", "disk", "replicas"):
             per_rack = sum(base[r].values()) / len(kept_racks)
             for rack in kept_racks:
                 brokers = sum(1 for b in kept if racks[b] == rack)
-                floor = max(floor, per_rack / brokers / mean)
+                per_broker = per_rack / brokers
+                floor = max(floor, (math.ceil(per_broker - 1e-9) if counted else per_broker) / mean)
         out[r] = floor
     return out
 

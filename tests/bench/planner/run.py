@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from tests.bench.planner import anchors, metrics
-from tests.bench.planner.generate import CASES, generate
+from tests.bench.planner.generate import CASES, EXTRA_CASES, build
 
 MODELS = anchors.CACHE / "models"
 
@@ -31,7 +31,7 @@ def model_file(case):
     source = Path(__file__).with_name("generate.py")
     if not path.exists() or path.stat().st_mtime < source.stat().st_mtime:
         with open(path, "w") as handle:
-            json.dump(generate(**CASES[case]), handle)
+            json.dump(build(case), handle)
     return path
 
 
@@ -135,7 +135,8 @@ def table(report):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m tests.bench.planner", description=__doc__.split("\n\n", maxsplit=1)[0])
-    parser.add_argument("--cases", default=",".join(CASES), help="comma-separated, from: %s" % ", ".join(CASES))
+    parser.add_argument("--cases", default=",".join(CASES),
+                        help="comma-separated (default: all but the extra-large), from: %s" % ", ".join(list(CASES) + list(EXTRA_CASES)))
     parser.add_argument("--anchors", default="kafka,cruise-control", help="comma-separated: kafka, cruise-control (or none)")
     parser.add_argument("--variants", default="default,movement=0.2+replica_moves=0.1",
                         help="our planner's goal weights to run, comma-separated: default, or goal=weight[+goal=weight]")
@@ -144,7 +145,7 @@ def main(argv=None):
     parser.add_argument("--json", help="also write every figure to this file")
     args = parser.parse_args(argv)
     cases = [c for c in args.cases.split(",") if c]
-    unknown = [c for c in cases if c not in CASES]
+    unknown = [c for c in cases if c not in CASES and c not in EXTRA_CASES]
     if unknown:
         parser.error("unknown case %s" % unknown[0])
     anchor_names = set(a for a in args.anchors.split(",") if a and a != "none")
