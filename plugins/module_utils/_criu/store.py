@@ -52,6 +52,28 @@ class StoreError(Exception):
     """A store problem worth one sentence to the user."""
 
 
+# Checkpoints hold a process's memory (and manifests its environment, secrets included): nothing in a store is
+# readable by anyone but its owner, whatever the umask.
+PRIVATE_DIR, PRIVATE_FILE = 0o700, 0o600
+
+
+def open_private(path, mode):
+    """open() for writing a new file created 0600."""
+    return os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE), mode)
+
+
+def make_private(top):
+    """Directories 0700 and files 0600 under top (top included)."""
+    os.chmod(top, PRIVATE_DIR)
+    for folder, dirs, files in os.walk(top):
+        for name in dirs:
+            os.chmod(os.path.join(folder, name), PRIVATE_DIR)
+        for name in files:
+            path = os.path.join(folder, name)
+            if not os.path.islink(path):
+                os.chmod(path, PRIVATE_FILE)
+
+
 def utc_now():
     return datetime.datetime.now(datetime.timezone.utc)
 
@@ -147,8 +169,7 @@ class Store:
         if not os.path.isdir(self.root):
             if not create:
                 raise StoreError("The checkpoint store %s does not exist." % self.root)
-            # Checkpoints hold the processes' memory (and manifests their environment): root's eyes only.
-            os.makedirs(self.root, mode=0o700, exist_ok=True)
+            os.makedirs(self.root, mode=PRIVATE_DIR, exist_ok=True)
         if create and not os.path.exists(os.path.join(self.root, MARKER)):
             self._write_json(os.path.join(self.root, MARKER), dict(store_version=MANIFEST_VERSION))
 
@@ -169,7 +190,7 @@ class Store:
     def lock(self, exclusive=False):
         """flock on <root>/.lock: adders share it, pack collection takes it alone."""
         path = os.path.join(self.root, ".lock")
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, PRIVATE_FILE)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
             yield
@@ -180,9 +201,9 @@ class Store:
     def new_tmp(self, container, label="new"):
         """A fresh private directory inside the container's folder (same filesystem as its versions)."""
         base = self.container_dir(container)
-        os.makedirs(base, exist_ok=True)
+        os.makedirs(base, mode=PRIVATE_DIR, exist_ok=True)
         path = os.path.join(base, ".tmp-%s-%s" % (label, uuid.uuid4().hex[:8]))
-        os.mkdir(path)
+        os.mkdir(path, PRIVATE_DIR)
         return path
 
     # -- reading ----------------------------------------------------------------------------
@@ -273,7 +294,7 @@ class Store:
             raise StoreError("Unknown reason %r for a home record (one of %s)." % (how, ", ".join(HOW)))
         when = when or utc_now()
         base = self.container_dir(container)
-        os.makedirs(base, exist_ok=True)
+        os.makedirs(base, mode=PRIVATE_DIR, exist_ok=True)
         record = dict(engine=engine, engine_id=engine_id, how=how, since=when.isoformat(), since_ts=when.timestamp(),
                       version=version, from_engine=from_engine, container_id=container_id)
         self._write_json(os.path.join(base, HOME), record)
@@ -322,6 +343,7 @@ class Store:
                 manifest["stored_bytes"] = stored
                 manifest["checksum"] = files_checksum(files)
                 self._write_json(os.path.join(tmp, MANIFEST), manifest)
+                make_private(tmp)   # CRIU's images keep the modes CRIU (or copytree) gave them
                 os.rename(tmp, final)
             except BaseException:
                 shutil.rmtree(tmp, ignore_errors=True)
@@ -349,7 +371,7 @@ class Store:
         """Cut the files into units, write the units no pack has into a new pack; returns (files, bytes written, pack)."""
         index = self._index()
         made = not os.path.isdir(self.pages_dir)
-        os.makedirs(self.pages_dir, exist_ok=True)
+        os.makedirs(self.pages_dir, mode=PRIVATE_DIR, exist_ok=True)
         pack = uuid.uuid4().hex[:16]
         try:
             return self._write_pack(images_dir, index, pack)
@@ -368,7 +390,7 @@ class Store:
     def _write_pack(self, images_dir, index, pack):
         tmp = self.pack_path(pack, "pack.tmp")
         files, new, written = [], [], 0
-        with open(tmp, "wb") as out:
+        with open_private(tmp, "wb") as out:
             for entry in sorted(os.scandir(images_dir), key=lambda e: e.name):
                 if not entry.is_file(follow_symlinks=False):
                     continue
@@ -392,7 +414,7 @@ class Store:
             return files, 0, None
         os.rename(tmp, self.pack_path(pack))
         index_tmp = self.pack_path(pack, "idx.tmp")
-        with open(index_tmp, "wb") as handle:
+        with open_private(index_tmp, "wb") as handle:
             handle.write(dedup.encode_index(new))
         os.rename(index_tmp, self.pack_path(pack, "idx"))   # the index last: an index always has its pack
         return files, written, pack
@@ -497,7 +519,7 @@ class Store:
         fmt = version.format
         if fmt == "directory":
             return os.path.join(version.path, "images"), 0
-        os.makedirs(work_dir, exist_ok=True)
+        os.makedirs(work_dir, mode=PRIVATE_DIR, exist_ok=True)
         written = 0
         if fmt == "archive":
             with tarfile.open(os.path.join(version.path, self._archive_name(version.manifest)), "r:*") as tar:
@@ -571,7 +593,7 @@ class Store:
     @staticmethod
     def _write_json(path, data):
         tmp = "%s.tmp-%s" % (path, uuid.uuid4().hex[:8])
-        with open(tmp, "w") as handle:
+        with open_private(tmp, "w") as handle:
             json.dump(data, handle, indent=1, sort_keys=True)
             handle.write("\n")
             handle.flush()

@@ -140,3 +140,23 @@ def test_version_names_sort_by_time_and_suit_docker():
     late = criu_store.version_name("ckpt-", datetime.datetime(2025, 1, 1, 12, 0, 1, 0, datetime.timezone.utc))
     assert early == "ckpt-20250101T120000.005Z" and early < late
     assert criu_store.check_name("Version name", early) == early
+
+
+@pytest.mark.parametrize("fmt", ["directory", "archive", "dedup"])
+def test_nothing_in_the_store_is_readable_by_others_whatever_the_umask(tmp_path, fmt):
+    """Checkpoints hold a process's memory: CRIU's images (0644 here), archives, packs and manifests end up 0600, folders 0700."""
+    old = os.umask(0o022)
+    try:
+        store = Store(str(tmp_path / "store"), create=True)
+        add(store, tmp_path, "v1", fmt)
+        store.set_home("c1", engine="a", how="checkpoint")
+    finally:
+        os.umask(old)
+    opened = []
+    for folder, dirs, files in os.walk(store.root):
+        for name in dirs + files:
+            mode = os.lstat(os.path.join(folder, name)).st_mode & 0o777
+            if mode & 0o077:
+                opened.append("%s %o" % (os.path.relpath(os.path.join(folder, name), store.root), mode))
+    assert os.stat(store.root).st_mode & 0o077 == 0
+    assert not opened, opened
