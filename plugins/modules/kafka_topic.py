@@ -245,8 +245,9 @@ def validate_creation(kafka, change):
 def wait_until(kafka, params, done):
     deadline = time.monotonic() + params["wait_timeout"]
     while True:
-        if done(current_topic(kafka, params["name"], ())):
-            return
+        topic = current_topic(kafka, params["name"], ())
+        if done(topic):
+            return topic
         if time.monotonic() > deadline:
             raise KafkaError("Topic %s did not reach the requested state within %gs; raise wait_timeout or check the brokers."
                              % (params["name"], params["wait_timeout"]))
@@ -277,7 +278,8 @@ def run(kafka):
             if not change.delete:
                 # Partitions and replicas as the brokers now hold them; the config as set (a read-back
                 # right after a change may still see the old values while brokers catch up).
-                placed = current_topic(kafka, params["name"], ())
+                # Read through wait_until: the broker asked may not know of a topic created a moment ago on another one.
+                placed = wait_until(kafka, params, lambda t: t is not None and t["partitions"] == change.after["partitions"])
                 change.after = dict(placed, config=change.after["config"])
     result = dict(changed=change.changed, topic=change.after or {}, actions=change.actions)
     if kafka._diff:
