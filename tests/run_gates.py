@@ -1,21 +1,24 @@
 """Run the quality gates one after the other and print what passed, failed and was skipped.
 
-Gates: ansible-test sanity, ansible-lint (production profile), unit tests, integration tests
-against the lab, the consumer helper package's tests, every molecule scenario, and the end-to-end
-relocation scenarios. A failing gate fails the run, but every gate runs
+Gates: ansible-test sanity, ansible-lint (production profile), Galaxy's importer on the built collection, the
+documentation and changelog linters, unit tests, integration tests against the lab, the consumer helper package's
+tests, the playbooks as AWX jobs (ansible-runner), the execution environment's build context, every molecule scenario,
+and the end-to-end relocation scenarios. A failing gate fails the run, but every gate runs
 so one report shows everything. The last line is the plain count CI reads.
 
-    python tests/run_gates.py [sanity lint unit integration consumer molecule e2e]
+    python tests/run_gates.py [sanity lint galaxy docs-lint changelog unit integration consumer awx builder molecule e2e]
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 import xml.etree.ElementTree as ET
@@ -87,6 +90,95 @@ def lint():
     return Outcome("ansible-lint", passed=int(code == 0), failed=int(code != 0))
 
 
+def build_collection():
+    """The collection as Galaxy gets it: `ansible-galaxy collection build` into .build/galaxy/; the tarball or None."""
+    out = BUILD / "galaxy"
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    code, _out = run(["ansible-galaxy", "collection", "build", "--force", "--output-path", str(out)])
+    tarballs = sorted(out.glob("streamops-day2-*.tar.gz"))
+    return tarballs[0] if code == 0 and tarballs else None
+
+
+def galaxy():
+    """Galaxy's importer on the built tarball, run locally: passes only with no ERROR and every role and plugin documented."""
+    tarball = build_collection()
+    if tarball is None:
+        return Outcome("galaxy", failed=1, note="ansible-galaxy collection build failed")
+    env = dict(os.environ, GALAXY_IMPORTER_RUN_ANSIBLE_TEST="false", GALAXY_IMPORTER_CHECK_CHANGELOG="true")
+    # The importer's ansible-lint run (production profile minus some rules, ~2 min) only logs warnings; the lint gate runs
+    # the full profile. GALAXY_IMPORTER_RUN_ANSIBLE_LINT=true in the environment turns it back on.
+    env.setdefault("GALAXY_IMPORTER_RUN_ANSIBLE_LINT", "false")
+    code, out = run([sys.executable, "-m", "galaxy_importer.main", tarball.name], cwd=tarball.parent, env=env)
+    problems = [line for line in out.splitlines() if line.startswith("ERROR")]
+    if code != 0 or "Importer processing completed successfully" not in out:
+        problems.append("the import did not complete (rc %d)" % code)
+    result = tarball.parent / "importer_result.json"
+    if not problems and result.exists():
+        # What the Galaxy UI shows per content: a README for each role, ansible-doc's docs for each module and filter.
+        for content in json.loads(result.read_text())["docs_blob"]["contents"]:
+            if content["content_type"] == "role" and not content.get("readme_html"):
+                problems.append("role %s has no README" % content["content_name"])
+            if content["content_type"] in ("module", "filter") and not content.get("doc_strings"):
+                problems.append("%s %s has no documentation" % (content["content_type"], content["content_name"]))
+    warnings = sum(line.startswith("WARNING") for line in out.splitlines())
+    note = "; ".join(problems)[:200] or ("%d warning(s)" % warnings if warnings else "")
+    return Outcome("galaxy", passed=int(not problems), failed=int(bool(problems)), note=note)
+
+
+def docs_lint():
+    """antsibull-docs on every plugin's and role's documentation (schema, markup, references); it copies the collection
+    into an ansible_collections tree of its own."""
+    code, _out = run(["antsibull-docs", "lint-collection-docs", "--plugin-docs", "--validate-collection-refs", "all",
+                      "--disallow-unknown-collection-refs", "."])
+    return Outcome("docs-lint", passed=int(code == 0), failed=int(code != 0))
+
+
+def changelog():
+    """antsibull-changelog: the fragments and changelogs/changelog.yaml."""
+    codes = [run(["antsibull-changelog", "lint"])[0],
+             run(["antsibull-changelog", "lint-changelog-yaml", "--strict", "changelogs/changelog.yaml"])[0]]
+    failed = sum(code != 0 for code in codes)
+    return Outcome("changelog", passed=len(codes) - failed, failed=failed)
+
+
+def builder():
+    """ansible-builder on the collection as built: its EE metadata introspected the way a user's EE build reads it, and
+    meta/execution-environment.yml turned into a build context (Containerfile and requirement files). No image is built."""
+    tarball = build_collection()
+    if tarball is None:
+        return Outcome("builder", failed=1, note="ansible-galaxy collection build failed")
+    tree = BUILD / "ee" / "collections"
+    collection = tree / "ansible_collections" / "streamops" / "day2"
+    context = BUILD / "ee" / "context"
+    shutil.rmtree(BUILD / "ee", ignore_errors=True)
+    collection.mkdir(parents=True)
+    with tarfile.open(tarball) as tar:
+        tar.extractall(collection, filter="data")
+    problems = []
+    code, out = run(["ansible-builder", "introspect", str(tree)])
+    wanted = [line.split("==")[0] for line in (ROOT / "requirements.txt").read_text().splitlines()
+              if line.strip() and not line.startswith("#") and not line.startswith("ansible-core")]
+    missing = [name for name in wanted if "'%s" % name not in out]
+    if code != 0 or missing or "criu" not in out:
+        problems.append("introspection lacks %s" % (", ".join(missing) or "criu"))
+    # The definition's paths are relative to the collection root (introspection reads them so): create from there.
+    shutil.copy2(collection / "meta" / "execution-environment.yml", collection / "execution-environment.yml")
+    code, out = run(["ansible-builder", "create", "-f", str(collection / "execution-environment.yml"), "--context", str(context),
+                     "--output-filename", "Containerfile"])
+    containerfile = context / "Containerfile"
+    text = containerfile.read_text() if containerfile.exists() else ""
+    for name, source in (("requirements.txt", ROOT / "requirements.txt"), ("bindep.txt", ROOT / "bindep.txt")):
+        built = context / "_build" / name
+        if not built.is_file() or built.read_text() != source.read_text():
+            problems.append("_build/%s missing or not the collection's" % name)
+        elif "COPY _build/%s" % name not in text:
+            problems.append("Containerfile does not copy %s" % name)
+    if code != 0 or "ansible-core==" not in text:
+        problems.append("ansible-builder create failed or the Containerfile installs no ansible-core")
+    return Outcome("builder", passed=int(not problems), failed=int(bool(problems)), note="; ".join(problems)[:200])
+
+
 def pytest_gate(name, path, *extra):
     report = BUILD / ("junit-%s.xml" % name)
     code, out = run([sys.executable, "-m", "pytest", str(path), "-ra", "--junitxml", str(report), *extra])
@@ -120,9 +212,15 @@ def molecule():
 GATES = {
     "sanity": sanity,
     "lint": lint,
+    "galaxy": galaxy,
+    "docs-lint": docs_lint,
+    "changelog": changelog,
     "unit": lambda: pytest_gate("unit", ROOT / "tests" / "unit"),
     "integration": lambda: pytest_gate("integration", ROOT / "tests" / "integration"),
     "consumer": lambda: pytest_gate("consumer", ROOT / "consumer" / "tests"),
+    # The jobs' private data dirs (artifacts/ as AWX keeps them) stay in .build/awx-jobs for a look afterwards.
+    "awx": lambda: pytest_gate("awx", ROOT / "tests" / "awx", "--basetemp", str(BUILD / "awx-jobs")),
+    "builder": builder,
     "molecule": molecule,
     # Last: the longest, and it needs every part of the lab (Kafka, Kubernetes) at once.
     "e2e": lambda: pytest_gate("e2e", ROOT / "tests" / "e2e"),
