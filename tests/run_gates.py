@@ -189,6 +189,10 @@ def pytest_gate(name, path, *extra):
         total, errors, failures, skips = (int(suite.get(k, 0)) for k in ("tests", "errors", "failures", "skipped"))
         outcome.failed, outcome.skipped = errors + failures, skips
         outcome.passed = total - outcome.failed - skips
+        # The failed tests' names in the table: CI keeps only the end of the output.
+        failed = ["%s::%s" % (case.get("classname", "").rsplit(".", 1)[-1], case.get("name")) for case in suite.iter("testcase")
+                  if case.find("failure") is not None or case.find("error") is not None]
+        outcome.note = ("failed: " + ", ".join(failed))[:600] if failed else ""
     if code not in (0, 5) and outcome.failed == 0:  # pytest itself broke (collection error, bad option)
         outcome.failed = 1
     if code == 5:
