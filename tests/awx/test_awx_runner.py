@@ -12,10 +12,9 @@ import shutil
 import subprocess
 import time
 
+import confluent_kafka
 import pytest
-
-confluent_kafka = pytest.importorskip("confluent_kafka")
-from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402  pylint: disable=wrong-import-position
+from confluent_kafka.admin import AdminClient, NewTopic
 
 
 @pytest.fixture
