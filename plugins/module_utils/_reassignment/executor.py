@@ -15,7 +15,9 @@ from ansible_collections.streamops.day2.plugins.module_utils._kafka import Kafka
 from ansible_collections.streamops.day2.plugins.module_utils._reassignment.plan import (
     ClusterView, PartitionState, PlanError, as_plan, check_fingerprint, check_plan, conflict_error, human_bytes, load_plan,
     plan_fingerprint, rollback_plan, triage)
-from ansible_collections.streamops.day2.plugins.module_utils._reassignment.schedule import Caps, next_batch, order_moves, simulate_batches
+from ansible_collections.streamops.day2.plugins.module_utils._reassignment.schedule import (
+    Caps, keeps_plan_order, next_batch, order_moves, simulate_batches,
+)
 from ansible_collections.streamops.day2.plugins.module_utils._reassignment.throttle import (
     BROKER_THROTTLE_KEYS, FOLLOWER_RATE, FOLLOWER_REPLICAS, LEADER_RATE, LEADER_REPLICAS, TOPIC_THROTTLE_KEYS, estimate_seconds,
     parse_rate, throttle_for)
@@ -83,6 +85,7 @@ class Brokers:
             names.add(name)
             for p in topic.partitions.values():
                 partitions[(name, p.id)] = PartitionState(tuple(p.replicas), p.leader, tuple(p.isrs))
+        self.kafka.refuse_hidden_topics(sorted(set(topics or ()) - names))   # not "does not exist" when ACLs hide it
         return ClusterView(brokers=brokers, partitions=partitions, topics=names)
 
     def ongoing(self, keys=None):
@@ -395,7 +398,7 @@ class Execution:
         if not self.params["keep_throttle"] and not all_moves:
             leftovers = clear_throttle(self.brokers, view, {p["topic"] for p in self.plan["partitions"]}, check_mode=True)[0]
         actions = []
-        waves = simulate_batches(self.queue, caps)
+        waves = simulate_batches(self.queue, caps, keeps_plan_order(self.params["order"]))
         if rate and all_moves:
             actions.append("throttle %s/s" % human_bytes(rate))
         if self.running:
@@ -436,7 +439,7 @@ class Execution:
             self.actions.append("resume %d move(s) already running: %s" % (len(self.running), ", ".join(_names(self.running))))
             throttling.apply([], view)
         while True:
-            batch = next_batch(self.queue, list(self.running.values()), caps)
+            batch = next_batch(self.queue, list(self.running.values()), caps, keeps_plan_order(params["order"]))
             if batch:
                 throttling.apply(batch, view)
                 errors = self.brokers.submit(batch)

@@ -17,7 +17,7 @@ def order_moves(moves, strategies=DEFAULT_ORDER):
 
     ``small_first`` / ``large_first`` order by bytes to copy, ``under_replicated_last`` postpones
     partitions that already miss an in-sync replica, ``plan`` keeps the plan's order (always the
-    last tie-breaker).
+    last tie-breaker; given first, the plan's order is also kept batch by batch, see next_batch).
     """
     strategies = list(strategies or [])
     for name in strategies:
@@ -63,12 +63,22 @@ def broker_load(moves):
     return load
 
 
-def next_batch(queue, running, caps):
+def keeps_plan_order(strategies):
+    """Whether the plan's own order leads: then it is a barrier, not a priority (see next_batch)."""
+    strategies = list(strategies or [])
+    return bool(strategies) and strategies[0] == "plan"
+
+
+def next_batch(queue, running, caps, in_order=False):
     """The moves of ``queue`` (in its order) that may start now without breaking ``caps``.
 
     A move that does not fit is skipped, not waited for, so a busy broker does not hold back moves
     between idle ones (the order is a priority, not a barrier). Moves that copy nothing (a new
     preferred leader only) take a cluster slot but no broker slot.
+
+    With ``in_order`` (the order ``plan`` first) the batch stops at the first move that does not
+    fit instead: the moves started are always a prefix of the plan, whose safe-to-stop order
+    (kafka_rebalance_plan) then holds batch after batch.
     """
     in_flight = len(running)
     load = broker_load(running)
@@ -77,6 +87,8 @@ def next_batch(queue, running, caps):
         if in_flight >= caps.cluster:
             break
         if any(load.get(b, 0) >= caps.per_broker for b in move.brokers):
+            if in_order:
+                break
             continue
         batch.append(move)
         in_flight += 1
@@ -85,12 +97,12 @@ def next_batch(queue, running, caps):
     return batch
 
 
-def simulate_batches(moves, caps):
+def simulate_batches(moves, caps, in_order=False):
     """Waves the moves would run in if each wave finished before the next started (for check mode)."""
     queue = list(moves)
     waves = []
     while queue:
-        wave = next_batch(queue, [], caps)
+        wave = next_batch(queue, [], caps, in_order)
         if not wave:  # cannot happen with caps >= 1, kept as a guard against an endless loop
             wave = queue[:1]
         waves.append(wave)

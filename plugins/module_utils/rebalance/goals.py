@@ -28,7 +28,7 @@ import math
 
 from ansible_collections.streamops.day2.plugins.module_utils.rebalance.loads import LEADER, MOVE, SWAP  # noqa: F401 (re-exported for custom goals)
 from ansible_collections.streamops.day2.plugins.module_utils.rebalance.model import (
-    CAPACITY_RESOURCES, RESOURCES, ModelError,
+    CAPACITY_RESOURCES, DISK, LEADERS, NW_IN, REPLICAS, RESOURCES, ModelError,
 )
 
 
@@ -124,9 +124,10 @@ class ResourceBalanceGoal(Goal):
 
     def cost(self):
         load, target, k = self.load, self.target, self.k
+        # x * x, not x ** 2: a huge load gives inf instead of raising OverflowError.
         if self.band:
-            return sum(k[b] * self._excess(b, load[b] - target[b]) ** 2 for b in self.state.active)
-        return sum(k[b] * (load[b] - target[b]) ** 2 for b in self.state.active)
+            return sum(k[b] * self._excess(b, load[b] - target[b]) * self._excess(b, load[b] - target[b]) for b in self.state.active)
+        return sum(k[b] * (load[b] - target[b]) * (load[b] - target[b]) for b in self.state.active)
 
     def delta(self, action):
         v = action.v[self.r]
@@ -144,6 +145,108 @@ class ResourceBalanceGoal(Goal):
             before_d, after_d = excess(d, dd), excess(d, dd + v)
             return k[s] * (after_s * after_s - before_s * before_s) + k[d] * (after_d * after_d - before_d * before_d)
         return v * (k[d] * (2.0 * (load[d] - target[d]) + v) - k[s] * (2.0 * (load[s] - target[s]) - v))
+
+
+def balance_floors(state):
+    """Per resource, the lowest max/mean any placement can reach (docs/rebalance.md, "Floors").
+
+    The busiest single contribution (one replica's nw_in or size, one leader's nw_out) over the
+    mean; for the counts, ceil(mean) / mean; and when every partition has exactly one replica on
+    each rack, the load of a rack shared by its brokers (a small rack's brokers carry more).
+    """
+    model, active = state.model, state.active
+    n = len(active)
+    totals = [float(sum(state.load[r][b] for b in range(model.n_brokers))) for r in range(len(RESOURCES))]
+    largest = [max(model.nw_in, default=0.0), max(state.lead_out, default=0.0), max(model.size, default=0.0), 1.0, 1.0]
+    racks = None
+    if model.has_racks():
+        names = sorted({model.racks[b] for b in active})
+        if all(len(reps) == len(names) for reps in model.replicas):
+            racks = [sum(1 for b in active if model.racks[b] == name) for name in names]
+    floors = []
+    for r, total in enumerate(totals):
+        mean = total / n if n else 0.0
+        if not mean:
+            floors.append(1.0)
+            continue
+        floor = max(1.0, largest[r] / mean)
+        counted = r in (REPLICAS, LEADERS)
+        if counted:
+            floor = max(floor, math.ceil(mean - 1e-9) / mean)
+        if racks and r in (NW_IN, DISK, REPLICAS):
+            for brokers in racks:
+                per_broker = total / len(racks) / brokers
+                floor = max(floor, (math.ceil(per_broker - 1e-9) if counted else per_broker) / mean)
+        floors.append(floor)
+    return floors
+
+
+class PeakGoal(Goal):
+    """No broker above a ceiling: for each resource, the squared part of every broker's load above
+    ``ceiling x target``, scaled like ResourceBalanceGoal.  The ceiling is ``max(base, slack x
+    floor)`` with the resource's floor (see balance_floors), so it can always be reached in principle.
+
+    The quadratic balance goals weigh every broker alike, so near balance they trade a peak broker's
+    last few per cent for small gains elsewhere (on skewed clusters, a broker holding one huge
+    partition must shed almost everything else and keep its replica count by swaps); operators read
+    max/mean.  This goal costs nothing below the ceilings and pushes the peaks under them.
+    """
+
+    name = "peaks"
+    default_weight = 8.0
+    base = 1.04
+    slack = 1.02
+
+    def bind(self, state):
+        self.state = state
+        model = state.model
+        n = model.n_brokers
+        self.floors = balance_floors(state)
+        self.loads, self.caps, self.ks = [], [], []
+        for r, resource in enumerate(RESOURCES):
+            goal = ResourceBalanceGoal(resource)
+            goal.bind(state)
+            ceiling = max(self.base, self.slack * self.floors[r])
+            self.loads.append(state.load[r])
+            self.caps.append([t * ceiling for t in goal.target])
+            self.ks.append(goal.k)
+        self.active = [False] * n
+        for b in state.active:
+            self.active[b] = True
+
+    def cost(self):
+        total = 0.0
+        for load, cap, k in zip(self.loads, self.caps, self.ks):
+            for b in self.state.active:
+                over = load[b] - cap[b]
+                if over > 0:
+                    total += k[b] * over * over
+        return total
+
+    def delta(self, action):
+        total = 0.0
+        for r, v in enumerate(action.v):
+            if v:
+                total += self.delta_amount(r, action.src, action.dst, v)
+        return total
+
+    def delta_amount(self, r, s, d, v):
+        """Cost change when v of resource r goes from broker s to broker d."""
+        load, cap, k = self.loads[r], self.caps[r], self.ks[r]
+        total = 0.0
+        before = load[s] - cap[s]
+        after = before - v
+        if before > 0 or after > 0:
+            total += k[s] * ((after * after if after > 0 else 0.0) - (before * before if before > 0 else 0.0))
+        before = load[d] - cap[d]
+        after = before + v
+        if before > 0 or after > 0:
+            total += k[d] * ((after * after if after > 0 else 0.0) - (before * before if before > 0 else 0.0))
+        return total
+
+    def resource_delta(self, r):
+        """delta_amount for resource r alone, with the signature the search calls per candidate."""
+        return lambda s, d, v: self.delta_amount(r, s, d, v)
 
 
 class TopicSpreadGoal(Goal):
@@ -280,6 +383,7 @@ BUILTIN_GOALS = {
     "disk": lambda: ResourceBalanceGoal("disk"),
     "replicas": lambda: ResourceBalanceGoal("replicas"),
     "leaders": lambda: ResourceBalanceGoal("leaders"),
+    "peaks": PeakGoal,
     "topic_spread": TopicSpreadGoal,
     "movement": MovementGoal,
     "replica_moves": ReplicaMovesGoal,
@@ -292,6 +396,7 @@ DEFAULT_WEIGHTS = {
     "disk": 1.0,
     "replicas": 0.5,
     "leaders": 0.5,
+    "peaks": PeakGoal.default_weight,
     "topic_spread": TopicSpreadGoal.default_weight,
     "movement": MovementGoal.default_weight,
     "replica_moves": ReplicaMovesGoal.default_weight,
@@ -381,5 +486,5 @@ def _custom_goal(i, spec):
     return goal, weight
 
 
-__all__ = ["LEADER", "MOVE", "SWAP", "Goal", "ResourceBalanceGoal", "TopicSpreadGoal", "MovementGoal", "ReplicaMovesGoal", "LeaderChangeGoal",
+__all__ = ["LEADER", "MOVE", "SWAP", "Goal", "ResourceBalanceGoal", "PeakGoal", "balance_floors", "TopicSpreadGoal", "MovementGoal", "ReplicaMovesGoal", "LeaderChangeGoal",
            "BUILTIN_GOALS", "DEFAULT_WEIGHTS", "build_goals", "import_goal_class", "CAPACITY_RESOURCES"]

@@ -101,6 +101,8 @@ class LiveModelReader:
                 if meta.leader not in replicas:
                     leaderless.append("%s-%d" % (name, number))
                 out.append({"topic": name, "partition": number, "replicas": replicas, "leader": leader})
+        if not out and self.kafka.invisible_note("topics"):
+            self.warnings.append("The brokers list no topic%s." % self.kafka.invisible_note("topics"))
         if leaderless:
             self.warnings.append("%d partition(s) have no leader now (%s); their first replica is taken as leader." % (
                 len(leaderless), ", ".join(leaderless[:5]) + (" ..." if len(leaderless) > 5 else "")))

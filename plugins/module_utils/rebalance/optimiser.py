@@ -33,13 +33,14 @@ import random
 import time
 
 from ansible_collections.streamops.day2.plugins.module_utils.rebalance.goals import (
-    Goal, LeaderChangeGoal, MovementGoal, ReplicaMovesGoal, ResourceBalanceGoal, TopicSpreadGoal,
+    Goal, LeaderChangeGoal, MovementGoal, PeakGoal, ReplicaMovesGoal, ResourceBalanceGoal, TopicSpreadGoal,
 )
 from ansible_collections.streamops.day2.plugins.module_utils.rebalance.loads import LEADER, MOVE, SWAP
 from ansible_collections.streamops.day2.plugins.module_utils.rebalance.model import RESOURCES, ModelError
 
 # Smallest cost decrease that guards against float noise cycles.
 EPSILON = 1e-13
+INF = float("inf")
 
 
 class Budget:
@@ -90,11 +91,12 @@ class SearchSettings:
     # worth an action, so the search ends, and a second run on its result finds nothing to do.
     min_gain = 0.03
     # The search also ends when a window of evaluations (stall_window + stall_window_per_replica x
-    # replicas candidates) lowered the cost by less than stall_fraction of all it lowered so far:
-    # the tail of a long search finds ever smaller gains ever more slowly.
+    # replicas candidates) lowered the cost by less than stall_fraction of the cost still left
+    # (not of all it lowered so far: from a badly skewed start that would stop at the last few per
+    # cent, where the peaks are); the tail of a long search finds ever smaller gains ever more slowly.
     stall_window = 50000
     stall_window_per_replica = 0.5
-    stall_fraction = 0.001
+    stall_fraction = 0.002
 
 
 class _Unconstrained:
@@ -159,6 +161,7 @@ class HillClimber:
         self.w_topic = self.w_byte = self.w_move = self.w_lead = 0.0
         self.custom = []
         self.banded = []
+        self.peak, self.w_peak = None, 0.0
         for goal, weight in goals:
             kind = type(goal)
             if kind is ResourceBalanceGoal:
@@ -169,6 +172,8 @@ class HillClimber:
                     self.K[goal.r] = [weight * k for k in goal.k]
                 self.T[goal.r] = goal.target
                 self.dev_weight[goal.r] = weight
+            elif kind is PeakGoal:
+                self.peak, self.w_peak = goal, weight
             elif kind is TopicSpreadGoal:
                 self.topic, self.w_topic = goal, weight * goal.scale
             elif kind is MovementGoal:
@@ -179,17 +184,66 @@ class HillClimber:
                 self.w_lead = weight * goal.scale
             else:
                 self.custom.append((goal.delta, weight))
+        self.K_balance = [list(k) for k in self.K]
+        # The peak goal is quadratic on each side of a broker's ceiling, so it folds into K and G
+        # for the side a broker is on now; an amount that would carry a broker across its ceiling
+        # (more than its excess off one above it, more than its room onto one below) is corrected
+        # exactly on the spot (_peak_fix).  cross_off[r][b] / cross_on[r][b] are those thresholds.
+        self.cross_off = [[INF] * n for r in RESOURCES]
+        self.cross_on = [[INF] * n for r in RESOURCES]
+        if self.peak is not None:
+            self.K_peak = [[self.w_peak * k for k in ks] for ks in self.peak.ks]
+            self.peak_cap = self.peak.caps
         self.resources = [r for r in range(len(RESOURCES)) if self.dev_weight[r] > 0 and any(self.T[r])]
         for b in range(n):
             self._refresh(b)
 
     def _refresh(self, b):
         load = self.state.load
+        peak = self.peak is not None
         for r in range(len(RESOURCES)):
-            k, target = self.K[r][b], self.T[r][b]
-            self.G[r][b] = 2.0 * k * (load[r][b] - target)
-            self.dev[r][b] = (load[r][b] - target) / target if target else 0.0
+            kb, target = self.K_balance[r][b], self.T[r][b]
+            x = load[r][b]
+            k, g = kb, 2.0 * kb * (x - target)
+            if peak:
+                over = x - self.peak_cap[r][b]
+                if over > 0:
+                    kp = self.K_peak[r][b]
+                    k += kp
+                    g += 2.0 * kp * over
+                    self.cross_off[r][b], self.cross_on[r][b] = over, INF
+                else:
+                    self.cross_off[r][b], self.cross_on[r][b] = INF, -over
+            self.K[r][b] = k
+            self.G[r][b] = g
+            self.dev[r][b] = (x - target) / target if target else 0.0
         self.pressure[b] = sum(self.dev_weight[r] * self.dev[r][b] for r in range(len(RESOURCES)))
+
+    def _peak_fix(self, src, dst, amounts):
+        """Exact peak delta minus the quadratic one already in K and G, for amounts src -> dst."""
+        peak, load, cap, K = self.peak, self.state.load, self.peak_cap, self.K_peak
+        total = 0.0
+        for r, v in enumerate(amounts):
+            if not v:
+                continue
+            folded = 0.0
+            for b, x in ((src, -v), (dst, v)):
+                over = load[r][b] - cap[r][b]
+                if over > 0:
+                    folded += K[r][b] * x * (2.0 * over + x)
+            total += self.w_peak * peak.delta_amount(r, src, dst, v) - folded
+        return total
+
+    def _peak_crosses(self, src, dst, amounts):
+        """Whether some amount (src -> dst, negative the other way) carries a broker across its ceiling."""
+        off, on = self.cross_off, self.cross_on
+        for r, v in enumerate(amounts):
+            if v > 0:
+                if v > off[r][src] or v > on[r][dst]:
+                    return True
+            elif v < 0 and (-v > on[r][src] or -v > off[r][dst]):
+                return True
+        return False
 
     def _banded_delta(self, src, dst, amounts):
         total = 0.0
@@ -372,6 +426,9 @@ class HillClimber:
         G_out, K_out, G_ld, K_ld = self.G[1], self.K[1], self.G[4], self.K[4]
         drained = self.constraints.drained
         w_lead, custom, banded = self.w_lead, self.custom, self.banded
+        peak = self.peak is not None
+        off_out, off_ld = self.cross_off[1][src], self.cross_off[4][src]
+        on_out, on_ld = self.cross_on[1], self.cross_on[4]
         threshold = -self.min_gain if threshold is None else threshold
         evaluated = 0
         for p in sample:
@@ -386,6 +443,8 @@ class HillClimber:
                          + ((f != ol) - (src != ol)) * w_lead)
                 if banded:
                     delta += self._banded_delta(src, f, (0.0, lo, 0.0, 0, 1))
+                if peak and (lo > off_out or lo > on_out[f] or off_ld < 1 or on_ld[f] < 1):
+                    delta += self._peak_fix(src, f, (0.0, lo, 0.0, 0, 1))
                 if custom:
                     delta += self._custom_delta(state.leader_move(p, f))
                 if delta < threshold:
@@ -408,8 +467,14 @@ class HillClimber:
         custom, banded = self.custom, self.banded
         threshold = -self.min_gain if threshold is None else threshold
         rs = rack[src] if rack is not None else None
+        peak = self.peak is not None
+        off_in, off_out, off_dk, off_rp, off_ld = (row[src] for row in self.cross_off)
         evaluated = 0
         for d in dsts:
+            on_in, on_out, on_dk, on_rp, on_ld = (row[d] for row in self.cross_on)
+            # A count crosses a ceiling with the first replica (or leadership) it gains or loses.
+            count_crosses = peak and (off_rp < 1 or on_rp < 1)
+            lead_crosses = peak and (off_ld < 1 or on_ld < 1)
             a_in, c_in = G_in[d] - G_in[src], K_in[d] + K_in[src]
             a_out, c_out = G_out[d] - G_out[src], K_out[d] + K_out[src]
             a_dk, c_dk = G_dk[d] - G_dk[src], K_dk[d] + K_dk[src]
@@ -442,8 +507,14 @@ class HillClimber:
                     delta += lo * (a_out + lo * c_out) + one_leader + ((d != ol) - (src != ol)) * w_lead
                     if banded:
                         delta += self._banded_delta(src, d, (vin, lo, vsz, 1, 1))
-                elif banded:
-                    delta += self._banded_delta(src, d, (vin, 0.0, vsz, 1, 0))
+                    if peak and (count_crosses or lead_crosses or vin > off_in or vin > on_in or vsz > off_dk or vsz > on_dk
+                                 or lo > off_out or lo > on_out):
+                        delta += self._peak_fix(src, d, (vin, lo, vsz, 1, 1))
+                else:
+                    if banded:
+                        delta += self._banded_delta(src, d, (vin, 0.0, vsz, 1, 0))
+                    if peak and (count_crosses or vin > off_in or vin > on_in or vsz > off_dk or vsz > on_dk):
+                        delta += self._peak_fix(src, d, (vin, 0.0, vsz, 1, 0))
                 if spread:
                     # TopicSpreadGoal's delta, inlined: excess above the topic's share on d and src.
                     t = p_topic[p]
@@ -465,6 +536,7 @@ class HillClimber:
         w_byte, w_move, w_lead, w_topic = self.w_byte, self.w_move, self.w_lead, self.w_topic
         topic_change = self._topic_change if self.topic is not None and w_topic else None
         custom, banded = self.custom, self.banded
+        peak = self.peak is not None
         a_in, c_in = G_in[dst] - G_in[src], K_in[dst] + K_in[src]
         a_out, c_out = G_out[dst] - G_out[src], K_out[dst] + K_out[src]
         a_dk, c_dk = G_dk[dst] - G_dk[src], K_dk[dst] + K_dk[src]
@@ -494,6 +566,8 @@ class HillClimber:
                          + vld * (a_ld + vld * c_ld) + pown + qown)
                 if banded:
                     delta += self._banded_delta(src, dst, (vin, vout, vdk, 0, vld))
+                if peak and self._peak_crosses(src, dst, (vin, vout, vdk, 0, vld)):
+                    delta += self._peak_fix(src, dst, (vin, vout, vdk, 0, vld))
                 # Replicas of one topic trading places leave its spread as it was.
                 if p_topic[q] != tp:
                     delta += pspread + qspread
@@ -554,18 +628,36 @@ class HillClimber:
             accepted += 1
         return accepted
 
-    def _best_swap(self, sources, scale=1):
+    def _best_swap(self, sources):
         """The best admissible swap between a loaded source and a light broker, or None."""
         state, settings = self.state, self.settings
         best = [-self.min_gain, None]
         self.last_swap_delta = 0.0
         k = settings.swap_sample
+        model = state.model
         for dummy, r, src in sources[:settings.swap_sources]:
+            # Random replicas for variety, plus the source's heaviest in r traded for the receiver's
+            # lightest: the swap that sheds most of r while keeping the replica count.
+            weight = (model.nw_in, state.lead_out, model.size, model.size, state.lead_out)[r].__getitem__
             mine = self._sample(state.hosted[src], k)
+            mine.extend(heapq.nlargest(k, state.hosted[src], key=weight))
             for dst in self._destinations(r, src, count=2)[:4]:
-                self._swaps(src, dst, mine, self._sample(state.hosted[dst], k), best)
+                theirs = self._sample(state.hosted[dst], k)
+                theirs.extend(heapq.nsmallest(k, state.hosted[dst], key=weight))
+                self._swaps(src, dst, list(dict.fromkeys(mine)), list(dict.fromkeys(theirs)), best)
         self.last_swap_delta = best[0]
         return best[1]
+
+    def _swap_step(self, sources):
+        """Accept the best swap off the sources, if one improves; whether one did."""
+        found = self._best_swap(sources)
+        if found is None:
+            return False
+        self.swaps += 1
+        if self.verify:
+            self._check(found)
+        self.accept(found, self.last_swap_delta)
+        return True
 
     def _check(self, action):
         """Test hook: raise unless the fused delta of action equals the sum of the goals' own deltas.
@@ -605,13 +697,14 @@ class HillClimber:
         replicas = sum(len(r) for r in self.state.replicas)
         window = settings.stall_window + settings.stall_window_per_replica * replicas
         window_end, window_gain = self.evaluated + window, self.gained
+        start_cost = self.cost() + self.gained
         while True:
             if self.out_of_time():
                 self.stop_reason = "time limit"
                 return
             if self.evaluated >= window_end:
                 # Diminishing returns: the last window of evaluations bought almost nothing.
-                if self.gained - window_gain < settings.stall_fraction * self.gained:
+                if self.gained - window_gain < settings.stall_fraction * (start_cost - self.gained):
                     self.stop_reason = "diminishing returns"
                     return
                 window_end, window_gain = self.evaluated + window, self.gained
@@ -633,14 +726,8 @@ class HillClimber:
                     break
             if accepted:
                 continue
-            if not self.out_of_time():
-                found = self._best_swap(self._sources(deep=True), scale)
-                if found is not None:
-                    self.swaps += 1
-                    if self.verify:
-                        self._check(found)
-                    self.accept(found, self.last_swap_delta)
-                    continue
+            if not self.out_of_time() and self._swap_step(self._sources(deep=True)):
+                continue
             if self.out_of_time():
                 continue
             if escalations < settings.max_escalations:

@@ -15,8 +15,9 @@ import time
 from ansible_collections.streamops.day2.plugins.module_utils.rebalance.constraints import Constraints
 from ansible_collections.streamops.day2.plugins.module_utils.rebalance.goals import build_goals
 from ansible_collections.streamops.day2.plugins.module_utils.rebalance.loads import ClusterState, broker_loads
-from ansible_collections.streamops.day2.plugins.module_utils.rebalance.model import ClusterModel, ModelError
+from ansible_collections.streamops.day2.plugins.module_utils.rebalance.model import RESOURCES, ClusterModel, ModelError
 from ansible_collections.streamops.day2.plugins.module_utils.rebalance.optimiser import Budget, HillClimber
+from ansible_collections.streamops.day2.plugins.module_utils.rebalance.order import execution_order
 from ansible_collections.streamops.day2.plugins.module_utils.rebalance.summary import resource_summary
 
 DEFAULT_TIME_LIMIT = 60.0
@@ -33,17 +34,21 @@ def reassignment(model, replicas, leader, movable=None):
     or only their leader (a partition led today by another replica than its first one, whose
     planned leader is that first replica, is listed unchanged: executing the plan elects it).
 
-    Partitions not movable (excluded topics) are never listed."""
+    The entries come in their safe-to-stop execution order (order.py): executed in that order, in
+    batches, every batch leaves each broker at most as loaded as the larger of its load before and
+    after the plan.  Partitions not movable (excluded topics) are never listed."""
     ids = model.broker_ids
-    out = []
+    changed = []
     for p in range(model.n_partitions):
         if movable is not None and not movable[p]:
             continue
         new = final_replicas(replicas[p], leader[p])
         if new != model.replicas[p] or leader[p] != model.leader[p]:
-            out.append({"topic": model.topics[model.p_topic[p]], "partition": model.p_number[p],
-                        "replicas": [ids[b] for b in new]})
-    out.sort(key=lambda e: (e["topic"], e["partition"]))
+            changed.append(p)
+    out = []
+    for p in execution_order(model, replicas, leader, changed):
+        out.append({"topic": model.topics[model.p_topic[p]], "partition": model.p_number[p],
+                    "replicas": [ids[b] for b in final_replicas(replicas[p], leader[p])]})
     return {"version": 1, "partitions": out}
 
 
@@ -151,11 +156,63 @@ class Planner:
         return {"plan": plan, "summary": summary, "warnings": self.warnings}
 
 
-def plan_rebalance(model, **options):
+def _check_frontier(frontier):
+    if frontier is None:
+        return []
+    if not isinstance(frontier, (list, tuple)):
+        raise ModelError("frontier must be a list of fractions of the full plan's bytes to move, like [0.25, 0.5], got %r." % (frontier,))
+    fractions = []
+    for value in frontier:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
+            raise ModelError("frontier entries must be fractions in (0, 1) of the full plan's bytes to move, got %r." % (value,))
+        fractions.append(float(value))
+    return sorted(set(fractions))
+
+
+def frontier_point(fraction, budget, result):
+    """One plan of the frontier with the figures an approval gate compares."""
+    summary = result["summary"]
+    return {
+        "fraction": fraction, "max_bytes": budget, "plan": result["plan"], "summary": summary,
+        "max_to_mean": {r: summary[r]["after"]["max_to_mean"] for r in RESOURCES},
+        "bytes_to_move": summary["bytes_to_move"], "replica_moves": summary["replica_moves"],
+    }
+
+
+def plan_rebalance(model, frontier=None, **options):
     """Plan a rebalance of ``model`` (a dict in the cluster-model format, or a ClusterModel).
 
     Options: goal_weights, balance_bands, custom_goals, max_moves, max_bytes, max_leader_moves,
     drain_brokers, excluded_topics, capacity_threshold, time_limit, seed.  Returns {plan, summary, warnings}.
+
+    frontier: fractions such as [0.25, 0.5]; besides the full plan, plan again under a budget of that
+    share of the full plan's bytes to move, and return every point (the full plan last, fraction 1.0)
+    as ``frontier``.  The full plan stays the ``plan``: balance within bounds first, then movement.
+
     Raises ModelError with one sentence for any bad input or unsatisfiable constraint.
     """
-    return Planner(model, **options).run()
+    fractions = _check_frontier(frontier)
+    if not fractions:
+        return Planner(model, **options).run()
+    if not isinstance(model, ClusterModel):
+        # Validated and indexed once for every point of the frontier.
+        model = ClusterModel.from_dict(model, drain_brokers=options.pop("drain_brokers", None))
+    else:
+        options.pop("drain_brokers", None)
+    full = Planner(model, **options).run()
+    moved = full["summary"]["bytes_to_move"]
+    points = []
+    for fraction in fractions:
+        budget = int(moved * fraction)
+        if options.get("max_bytes") is not None:
+            budget = min(budget, options["max_bytes"])
+        if budget < 1:
+            full["warnings"].append("Frontier point %g: the full plan moves no bytes, so there is nothing to cut." % fraction)
+            continue
+        try:
+            points.append(frontier_point(fraction, budget, Planner(model, **dict(options, max_bytes=budget)).run()))
+        except ModelError as e:
+            full["warnings"].append("Frontier point %g (at most %d bytes): %s" % (fraction, budget, e))
+    points.append(frontier_point(1.0, options.get("max_bytes"), full))
+    full["frontier"] = points
+    return full

@@ -15,7 +15,7 @@ def stats(values):
         return {"min": 0, "max": 0, "mean": 0, "sd": 0, "max_to_mean": 0}
     n = len(values)
     mean = sum(values) / float(n)
-    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / n)
+    sd = math.sqrt(sum((v - mean) * (v - mean) for v in values) / n)  # x * x: inf for absurd loads, never OverflowError
     return {
         "min": _round(min(values)), "max": _round(max(values)), "mean": _round(mean), "sd": _round(sd),
         "max_to_mean": round(max(values) / mean, 4) if mean else 0,
