@@ -67,6 +67,12 @@ options:
     description: Seed of the search's random choices; the same model and seed give the same plan.
     type: int
     default: 0
+  frontier:
+    description:
+      - Fractions such as V([0.25, 0.5]) of the full plan's bytes to move; besides the full plan, plan again under each
+        budget and return every plan with its figures as C(frontier) (the full plan last). C(plan) stays the full plan.
+    type: list
+    elements: float
 seealso:
   - module: streamops.day2.kafka_rebalance_plan
   - module: streamops.day2.kafka_reassignment
@@ -82,6 +88,11 @@ EXAMPLES = r"""
     return_model: true
     sample_seconds: 30
   register: live
+
+- name: Plans at a quarter, half and all of the movement, with their max/mean and bytes
+  ansible.builtin.debug:
+    msg: "{{ (live.model | streamops.day2.rebalance_plan(frontier=[0.25, 0.5])).frontier
+             | map(attribute='max_to_mean') | list }}"
 
 - name: Network balance above all
   ansible.builtin.debug:
@@ -107,6 +118,10 @@ _value:
       description: Remarks that did not stop the planning (for example an excluded topic not in the model).
       type: list
       elements: str
+    frontier:
+      description: With O(frontier), the plans along the balance/movement trade-off, as M(streamops.day2.kafka_rebalance_plan) returns them.
+      type: list
+      elements: dict
 """
 
 from ansible.errors import AnsibleFilterError
@@ -117,16 +132,18 @@ from ansible_collections.streamops.day2.plugins.module_utils.rebalance.plan impo
 
 
 def rebalance_plan(model, goal_weights=None, balance_bands=None, custom_goals=None, max_moves=None, max_bytes=None, max_leader_moves=None,
-                   drain_brokers=None, excluded_topics=None, capacity_threshold=0.8, time_limit=60, seed=0):
-    """Plan a rebalance of ``model``: {plan, summary, warnings}."""
-    for name, value in (("drain_brokers", drain_brokers), ("excluded_topics", excluded_topics), ("custom_goals", custom_goals)):
+                   drain_brokers=None, excluded_topics=None, capacity_threshold=0.8, time_limit=60, seed=0, frontier=None):
+    """Plan a rebalance of ``model``: {plan, summary, warnings} (and frontier)."""
+    for name, value in (("drain_brokers", drain_brokers), ("excluded_topics", excluded_topics), ("custom_goals", custom_goals),
+                        ("frontier", frontier)):
         if value is not None and not is_sequence(value):
             raise AnsibleFilterError("rebalance_plan: %s must be a list, got %s." % (name, type(value).__name__))
     try:
         return plan_rebalance(
             model, goal_weights=goal_weights, balance_bands=balance_bands, custom_goals=list(custom_goals or []), max_moves=max_moves, max_bytes=max_bytes,
             max_leader_moves=max_leader_moves, drain_brokers=list(drain_brokers or []),
-            excluded_topics=list(excluded_topics or []), capacity_threshold=capacity_threshold, time_limit=time_limit, seed=seed)
+            excluded_topics=list(excluded_topics or []), capacity_threshold=capacity_threshold, time_limit=time_limit, seed=seed,
+            frontier=list(frontier) if frontier is not None else None)
     except ModelError as e:
         raise AnsibleFilterError("rebalance_plan: %s" % e)
 

@@ -121,9 +121,21 @@ options:
     elements: str
     default: []
   time_limit:
-    description: Seconds the search may take; the best plan found by then is returned.
+    description:
+      - Seconds the search may take; the best plan found by then is returned.
+      - With O(frontier), each plan of the frontier has this much time of its own.
     type: float
     default: 60
+  frontier:
+    description:
+      - Fractions such as V([0.25, 0.5]) of the full plan's bytes to move. Besides the full plan, the planner plans again
+        under a budget of each fraction and returns every plan with its figures as RV(frontier), so that an operator or
+        an approval gate can pick a point on the trade-off between balance and data moved.
+      - RV(plan) (and O(dest)) is always the full plan, which wins by default; to execute another point, pass its
+        RV(frontier[].plan) to M(streamops.day2.kafka_reassignment).
+      - Each point costs one more search (see O(time_limit)).
+    type: list
+    elements: float
   seed:
     description: Seed of the search's random choices; the same model and seed give the same plan.
     type: int
@@ -183,6 +195,21 @@ EXAMPLES = r"""
           topics: [audit]
           brokers: [3]
     seed: 7
+
+- name: Plans at a quarter, half and all of the full plan's movement, for an approval gate
+  streamops.day2.kafka_rebalance_plan:
+    cluster_model_file: /srv/kafka/model.json
+    frontier: [0.25, 0.5]
+  register: options
+
+- name: Show the trade-off
+  ansible.builtin.debug:
+    msg: "{{ options.frontier | map(attribute='max_to_mean') | zip(options.frontier | map(attribute='bytes_to_move')) }}"
+
+- name: Execute the half-movement plan instead of the full one
+  streamops.day2.kafka_reassignment:
+    plan: "{{ (options.frontier | selectattr('fraction', 'equalto', 0.5) | first).plan }}"
+    order: [plan]
 """
 
 RETURN = r"""
@@ -260,6 +287,40 @@ summary:
       description: Each goal's weighted cost before and after.
       type: dict
       sample: {"nw_in": {"before": 0.21, "after": 0.0002}}
+frontier:
+  description:
+    - With O(frontier), one entry per fraction in increasing order and the full plan last (C(fraction) V(1.0)). A fraction
+      whose budget cannot hold the forced moves (draining, rack repair) is left out with a warning.
+  returned: when O(frontier) is set
+  type: list
+  elements: dict
+  contains:
+    fraction:
+      description: The share of the full plan's bytes to move this plan was limited to.
+      type: float
+      sample: 0.25
+    max_bytes:
+      description: The byte budget it was planned under (V(null) for the full plan without O(max_bytes)).
+      type: int
+      sample: 18253611008
+    plan:
+      description: The reassignment, in the format of RV(plan).
+      type: dict
+    summary:
+      description: Its figures, in the format of RV(summary).
+      type: dict
+    max_to_mean:
+      description: Per resource, the per-broker max/mean after this plan (a copy from RV(frontier[].summary) for a quick look).
+      type: dict
+      sample: {"nw_in": 1.04, "nw_out": 1.03, "disk": 1.05, "replicas": 1.01, "leaders": 1.01}
+    bytes_to_move:
+      description: Bytes this plan copies between brokers.
+      type: int
+      sample: 17011901440
+    replica_moves:
+      description: Replica moves of this plan.
+      type: int
+      sample: 212
 model:
   description: The cluster model the plan was made from, in the format of O(cluster_model).
   returned: when O(return_model=true)
@@ -284,7 +345,7 @@ from ansible_collections.streamops.day2.plugins.module_utils.rebalance.model imp
 from ansible_collections.streamops.day2.plugins.module_utils.rebalance.plan import plan_rebalance
 
 PLANNER_OPTIONS = ("goal_weights", "balance_bands", "custom_goals", "max_moves", "max_bytes", "max_leader_moves", "drain_brokers",
-                   "excluded_topics", "capacity_threshold", "time_limit", "seed")
+                   "excluded_topics", "capacity_threshold", "time_limit", "seed", "frontier")
 
 
 def read_model(kafka):
@@ -381,6 +442,7 @@ def main():
             drain_brokers=dict(type="list", elements="int", default=[]),
             excluded_topics=dict(type="list", elements="str", default=[]),
             time_limit=dict(type="float", default=60.0),
+            frontier=dict(type="list", elements="float"),
             seed=dict(type="int", default=0),
             dest=dict(type="path"),
             return_model=dict(type="bool", default=False),
