@@ -78,7 +78,7 @@ def installed_collections():
     subprocess.run([str(GALAXY), "collection", "install", "-r", str(requirements), "-p", str(target), "--force"],
                    check=True, capture_output=True, text=True, env=_job_env({}))
     assert (target / "ansible_collections" / "streamops" / "day2" / "MANIFEST.json").exists()
-    return dict(path=target, requirements=requirements.read_text())
+    return dict(path=target, requirements=requirements.read_text(), roles=str(target / "ansible_collections" / "streamops" / "day2" / "roles"))
 
 
 def _job_env(envvars):
@@ -108,6 +108,10 @@ class Job:
         return [(e["event"], e["event_data"].get("res", {}).get("changed", False), e["event_data"].get("res", {}))
                 for e in self.events
                 if e["event"] in RESULT_EVENTS and e["event_data"].get("task") == task]
+
+    def task_paths(self):
+        """Where each task of the job was read from (a role's tasks: the installed collection's copy)."""
+        return [e["event_data"].get("task_path", "") for e in self.events if e["event"] == "playbook_on_task_start"]
 
     def task_names(self):
         return [e["event_data"]["task"] for e in self.events if e["event"] == "playbook_on_task_start"]

@@ -130,7 +130,7 @@ def test_kafka_rebalance_check_job(lab, kafka_admin, unique, awx_job, tmp_path):
     assert all(p.replicas == [1] for p in meta.partitions.values()), "check mode moved replicas"
 
 
-def test_container_checkpoint_job(lab, unique, awx_job, tmp_path):
+def test_container_checkpoint_job(lab, unique, awx_job, tmp_path, installed_collections):
     """The hourly checkpoint template: a version taken, the container left running; the next run inside the interval is a no-op."""
     docker = [lab.get("DOCKER_CLI", "docker"), "-H", lab["DOCKER_A_HOST"]]
     name = unique + "-counter"
@@ -149,6 +149,9 @@ def test_container_checkpoint_job(lab, unique, awx_job, tmp_path):
         [item] = taken["results"]
         assert item["changed"] and item["checkpoint"]["name"].startswith("ckpt-"), item
         assert job.stats["changed"] == {"localhost": 1} and job.stats["failures"] == {}, job.stats
+        # The role ran from the collection the project sync installed, not from the work tree.
+        role_tasks = [path for path in job.task_paths() if "/roles/" in path]
+        assert role_tasks and all(path.startswith(installed_collections["roles"]) for path in role_tasks), role_tasks
         assert list((store / name).glob("*/manifest.json")), sorted(p.name for p in store.rglob("*"))
 
         # The next scheduled run, inside the interval: green, nothing changed.
