@@ -201,6 +201,14 @@ class _LogCollector:
         return None
 
 
+# TLS alerts a broker sends when it requires a client certificate (ssl.client.auth=required) and gets none or one it
+# does not trust; OpenSSL names them so in librdkafka's errors.
+CLIENT_CERTIFICATE_ALERTS = ("alert bad certificate", "alert certificate required", "alert unknown ca", "alert certificate unknown")
+
+# Kafka's authorization errors (ACLs): the request reached the brokers, the principal lacks a right.
+AUTHORIZATION_ERRORS = ("TOPIC_AUTHORIZATION_FAILED", "GROUP_AUTHORIZATION_FAILED", "CLUSTER_AUTHORIZATION_FAILED",
+                        "TRANSACTIONAL_ID_AUTHORIZATION_FAILED", "DELEGATION_TOKEN_AUTHORIZATION_FAILED")
+
 # How long a refused connection is retried at start-up before it counts: a broker restarting takes a moment.
 REFUSED_GRACE_SECONDS = 2.0
 CONNECT_POLL_SECONDS = 0.25
@@ -247,6 +255,14 @@ class ConnectErrors:
         if any("certificate verify failed" in t for t in texts):
             return ("the brokers' certificate is not trusted (%s); check ssl_cafile (or validate_certs)"
                     % _strip_broker(next(t for t in texts if "certificate verify failed" in t)))
+        refusal = next((t for t in texts if any(alert in t for alert in CLIENT_CERTIFICATE_ALERTS)), None)
+        if refusal:
+            alert = next(alert for alert in CLIENT_CERTIFICATE_ALERTS if alert in refusal)
+            if not params.get("ssl_certfile"):
+                return ("the brokers refused the TLS handshake without a client certificate (ssl/tls %s): the listener requires "
+                        "one (mTLS); set ssl_certfile and ssl_keyfile" % alert)
+            return ("the brokers refused the TLS handshake with the client certificate %s (ssl/tls %s); check that it is signed "
+                    "by a CA the brokers trust and has not expired" % (params["ssl_certfile"], alert))
         if not _uses_sasl(params) and any("Disconnected while requesting ApiVersion" in t or "wrong security.protocol" in t for t in texts):
             return ("the brokers closed the connection before answering, as a TLS or SASL listener does to a client without them "
                     "(security_protocol=%s against an SSL or SASL listener?); check security_protocol and the port" % protocol)
@@ -356,10 +372,51 @@ class KafkaModule(StreamopsModule):
             self._kp_admin = None
 
     def metadata(self, topic=None):
+        """The cluster's metadata (of one topic); a topic the principal may not Describe is an error, not an absent topic."""
         try:
-            return self.admin.list_topics(topic=topic, timeout=self.timeout)
+            metadata = self.admin.list_topics(topic=topic, timeout=self.timeout)
         except confluent_kafka.KafkaException as e:
             raise KafkaError(self.unreachable_message(e))
+        error = metadata.topics[topic].error if topic in metadata.topics else None
+        if error is not None and error.name() == "TOPIC_AUTHORIZATION_FAILED":
+            raise KafkaError(self.not_authorized("describe topic %s" % topic, error.name()))
+        return metadata
+
+    def refuse_hidden_topics(self, names):
+        """Before calling topics unknown: fail in one sentence if the brokers only hide them from this principal."""
+        for name in names:
+            self.metadata(topic=name)
+
+    def refuse_hidden_groups(self, names):
+        """Before calling consumer groups unknown: fail in one sentence if the brokers only hide them from this principal."""
+        futures = self.admin.describe_consumer_groups(list(names), request_timeout=self.timeout)
+        for name, future in futures.items():
+            try:
+                future.result(timeout=self.timeout)
+            except confluent_kafka.KafkaException as e:
+                if error_code(e) == "GROUP_AUTHORIZATION_FAILED":
+                    raise KafkaError(self.not_authorized("describe consumer group %s" % name, "GROUP_AUTHORIZATION_FAILED"))
+            except concurrent.futures.TimeoutError:
+                pass   # the unknown-group sentence follows
+
+    @property
+    def principal(self):
+        """Who the brokers' ACLs see, as far as the client can tell."""
+        if _uses_sasl(self.params):
+            return "User:%s" % self.params["sasl_username"]
+        if _uses_ssl(self.params) and self.params.get("ssl_certfile"):
+            return "the principal of the client certificate %s" % self.params["ssl_certfile"]
+        return "the principal of this connection (security_protocol=%s)" % self.params["security_protocol"]
+
+    def not_authorized(self, action, code):
+        return ("%s is not authorized to %s (%s); grant it the ACL (docs/security.md lists what each module needs)."
+                % (self.principal, action, code))
+
+    def invisible_note(self, kind):
+        """Why a listing may be empty on a cluster with ACLs: a principal sees only what it may Describe."""
+        if self.params["security_protocol"] == "PLAINTEXT":
+            return ""
+        return " (%s sees only the %s its ACLs let it Describe)" % (self.principal, kind)
 
     def unreachable_message(self, error):
         cause = self._log.last_cause() or error_text(error)
@@ -371,16 +428,30 @@ class KafkaModule(StreamopsModule):
         try:
             return future.result(timeout=self.timeout)
         except confluent_kafka.KafkaException as e:
-            raise KafkaError(error_text(e))
+            raise KafkaError(self.error_text(e))
         except concurrent.futures.TimeoutError:
             raise KafkaError(self.unreachable_message("no answer from the brokers"))
 
     def error_text(self, error):
+        """error_text, and for an authorization error who was refused and what to do."""
+        code = error_code(error)
+        if code in AUTHORIZATION_ERRORS:
+            return ("%s is not authorized by the brokers' ACLs (%s); grant it the rights docs/security.md lists for this module"
+                    % (self.principal, error_text(error)))
         return error_text(error)
 
     def close(self):
         if self._kp_admin is not None:
             self._kp_admin.close()
+
+
+def error_code(error):
+    """The Kafka error name (e.g. TOPIC_AUTHORIZATION_FAILED) of a confluent-kafka exception or error, else None."""
+    if confluent_kafka is not None and isinstance(error, confluent_kafka.KafkaException) and error.args:
+        error = error.args[0]
+    if confluent_kafka is not None and isinstance(error, confluent_kafka.KafkaError):
+        return error.name()
+    return None
 
 
 def error_text(error):

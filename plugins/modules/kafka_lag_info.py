@@ -426,9 +426,12 @@ def run(kafka):
     collector = LagCollector(kafka, options)
     names = collector.select_groups(params["groups"], params["group_pattern"])
     counts = collector.partition_counts()
+    kafka.refuse_hidden_topics([topic for topic in params["topics"] if topic not in counts])  # hidden by ACLs, not unknown
     error, warnings = selection_problems(options, params["group_pattern"], collector.listed, names, counts)
     if error:
         raise KafkaError(error)
+    if not collector.listed and kafka.invisible_note("groups"):
+        warnings.append("The brokers list no consumer group%s, so there is no lag to report." % kafka.invisible_note("groups"))
     start = time.monotonic()
     groups, first = collector.first_sample(names, counts)
     if not params["include_empty_groups"]:

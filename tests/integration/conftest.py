@@ -168,6 +168,60 @@ def warnings_of(result):
     return out
 
 
+# Kafka modules' tests run once per listener of the lab: PLAINTEXT, then SASL_SSL (SCRAM-SHA-512) and
+# SSL with a client certificate, both as the operator User:streamops whose rights are ACLs (tests/lab/kafka.sh).
+# A test file opts in with `pytestmark = pytest.mark.kafka_listeners`; a test that is about something a
+# listener cannot change (a broker's crash, a role run by ansible-playbook) is marked `plaintext_only`.
+LISTENERS = ("plaintext", "sasl_ssl", "mtls")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "kafka_listeners: run the file's module calls over each of the lab's Kafka listeners")
+    config.addinivalue_line("markers", "plaintext_only: in a kafka_listeners file, run over PLAINTEXT only")
+
+
+def pytest_generate_tests(metafunc):
+    if metafunc.definition.get_closest_marker("kafka_listeners"):
+        if "listener" not in metafunc.fixturenames:
+            metafunc.fixturenames.append("listener")   # the module fixture asks for it by name
+        only = metafunc.definition.get_closest_marker("plaintext_only")
+        metafunc.parametrize("listener", LISTENERS[:1] if only else LISTENERS, indirect=True, scope="session")
+
+
+def kafka_connection(lab, listener):
+    """The Kafka options a module needs to reach the lab over one of its listeners (what an inventory would hold)."""
+    if listener == "plaintext":
+        return dict(bootstrap_servers=lab["KAFKA_BOOTSTRAP_SERVERS"].split(","))
+    if not lab.get("KAFKA_SASL_SSL_BOOTSTRAP_SERVERS"):
+        pytest.skip("the lab's Kafka has no secured listeners (no KAFKA_SASL_SSL_BOOTSTRAP_SERVERS in .lab/env): run tests/lab/up kafka")
+    if listener == "sasl_ssl":
+        return dict(bootstrap_servers=lab["KAFKA_SASL_SSL_BOOTSTRAP_SERVERS"].split(","), security_protocol="SASL_SSL",
+                    sasl_mechanism="SCRAM-SHA-512", sasl_username=lab["KAFKA_LAB_SCRAM_USERNAME"],
+                    sasl_password=lab["KAFKA_LAB_SCRAM_PASSWORD"], ssl_cafile=lab["KAFKA_LAB_CA_FILE"])
+    return dict(bootstrap_servers=lab["KAFKA_MTLS_BOOTSTRAP_SERVERS"].split(","), security_protocol="SSL",
+                ssl_cafile=lab["KAFKA_LAB_CA_FILE"], ssl_certfile=lab["KAFKA_LAB_CLIENT_CERT"], ssl_keyfile=lab["KAFKA_LAB_CLIENT_KEY"])
+
+
+@pytest.fixture(scope="session")
+def listener(request, kafka, lab):
+    """The connection options of this run's listener (see LISTENERS)."""
+    return kafka_connection(lab, request.param)
+
+
 @pytest.fixture
-def module():
-    return run_module
+def module(request):
+    """run_module; in a kafka_listeners test, Kafka modules given the PLAINTEXT brokers reach them over the test's listener
+    instead, and no result may carry the SASL password."""
+    if "listener" not in request.fixturenames:
+        return run_module
+    connection = request.getfixturevalue("listener")
+    plaintext = request.getfixturevalue("kafka")["bootstrap_servers"]
+
+    def over_listener(name, args, **kwargs):
+        if name.startswith("kafka_") and not name.startswith("kafka_connect") and args.get("bootstrap_servers") == plaintext:
+            args = dict(args, **connection)
+        result = run_module(name, args, **kwargs)
+        if connection.get("sasl_password"):
+            assert connection["sasl_password"] not in json.dumps(result), "the SASL password is in the result of %s" % name
+        return result
+    return over_listener

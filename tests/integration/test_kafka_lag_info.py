@@ -17,6 +17,9 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from conftest import warnings_of
 
+# Every module call runs over PLAINTEXT, SASL_SSL and mTLS (tests/integration/conftest.py: LISTENERS).
+pytestmark = pytest.mark.kafka_listeners
+
 NOW_MS = int(time.time() * 1000)
 BASE_MS = NOW_MS - 3_600_000  # records are stamped from an hour ago, one second apart
 
@@ -383,6 +386,7 @@ def test_unknown_group_and_bad_input_fail_in_one_sentence(kafka, module, kit):
         assert bad["failed"] and text in bad["msg"] and "Traceback" not in bad["msg"], bad["msg"]
 
 
+@pytest.mark.plaintext_only
 def test_unreachable_brokers_give_one_clear_sentence(module):
     result = module("kafka_lag_info", dict(bootstrap_servers=["127.0.0.1:9"], request_timeout=3))
     assert result["failed"] and result["msg"].startswith("Cannot reach the Kafka brokers at 127.0.0.1:9")

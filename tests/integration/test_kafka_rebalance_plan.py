@@ -21,6 +21,9 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from conftest import COLLECTIONS, ROOT
 
+# Every module call runs over PLAINTEXT, SASL_SSL and mTLS (tests/integration/conftest.py: LISTENERS).
+pytestmark = pytest.mark.kafka_listeners
+
 MESSAGE = b"x" * 1000
 
 
@@ -166,6 +169,7 @@ def ansible_env():
                 ANSIBLE_CALLBACK_RESULT_FORMAT="json", PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
 
 
+@pytest.mark.plaintext_only
 def test_ad_hoc_module_and_filter_in_a_playbook(kafka, tmp_path):
     servers = ",".join(kafka["bootstrap_servers"])
     adhoc = subprocess.run(["ansible", "localhost", "-m", "streamops.day2.kafka_rebalance_plan",

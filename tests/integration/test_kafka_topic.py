@@ -8,6 +8,9 @@ from pathlib import Path
 import pytest
 from confluent_kafka.admin import AdminClient, ConfigResource
 
+# Every module call runs over PLAINTEXT, SASL_SSL and mTLS (tests/integration/conftest.py: LISTENERS).
+pytestmark = pytest.mark.kafka_listeners
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -66,6 +69,7 @@ def test_check_mode_predicts_one_replica_list_per_partition_and_the_default_repl
     assert describe(admin, topic.name) is None
 
 
+@pytest.mark.plaintext_only
 def test_an_ad_hoc_replica_assignment_is_read_as_json(kafka, topic, admin):
     """ansible -m kafka_topic -a 'replica_assignment=[[1,2],[2,3]]' failed with "broker id that is not an integer: ['[[1']"."""
     env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_COLLECTIONS_PATH=str(ROOT / ".build" / "collections"))
@@ -155,6 +159,7 @@ def test_delete_is_predicted_done_and_idempotent(topic, admin):
     assert not topic(state="absent")["changed"]
 
 
+@pytest.mark.plaintext_only
 def test_unreachable_brokers_give_one_clear_sentence(module, unique):
     result = module("kafka_topic", dict(name=unique, partitions=1, bootstrap_servers=["127.0.0.1:9"], request_timeout=3))
     assert result["failed"] and result["msg"].startswith("Cannot reach the Kafka brokers at 127.0.0.1:9")

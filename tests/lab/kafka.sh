@@ -24,6 +24,7 @@ RUN=$K/run
 LOGS=$K/logs
 CDS=$K/cds                  # class-data sharing archives (see cds_args)
 STATE=$K/state.env          # ports and cluster id, picked once and kept across restarts
+TLS=$K/tls                  # the lab CA, certificates and SCRAM passwords (see ensure_tls)
 ENV_FILE=$LAB/kafka.env     # what tests and playbooks read
 POM=$HERE/kafka/pom.xml
 NODES=(1 2 3)
@@ -110,14 +111,25 @@ ensure_state() {
     fi
     # shellcheck disable=SC1090
     source "$STATE"
+    if [[ -z ${SASL_SSL_PORT_1:-} ]]; then  # a state from before the secured listeners
+        local more
+        mapfile -t more < <(labkit ports 6)
+        for n in "${NODES[@]}"; do
+            echo "SASL_SSL_PORT_$n=${more[$((n - 1))]}"
+            echo "MTLS_PORT_$n=${more[$((n + 2))]}"
+        done >>"$STATE"
+        # shellcheck disable=SC1090
+        source "$STATE"
+    fi
 }
 
-broker_port() { local v="BROKER_PORT_$1"; echo "${!v}"; }
-controller_port() { local v="CONTROLLER_PORT_$1"; echo "${!v}"; }
+port_of() { local v="$1_$2"; echo "${!v}"; }  # PORT-VARIABLE-PREFIX NODE
+broker_port() { port_of BROKER_PORT "$1"; }
+controller_port() { port_of CONTROLLER_PORT "$1"; }
 
-bootstrap_servers() {
+bootstrap_servers() {  # [PORT-VARIABLE-PREFIX]: BROKER_PORT (default), SASL_SSL_PORT or MTLS_PORT
     local n out=()
-    for n in "${NODES[@]}"; do out+=("127.0.0.1:$(broker_port "$n")"); done
+    for n in "${NODES[@]}"; do out+=("127.0.0.1:$(port_of "${1:-BROKER_PORT}" "$n")"); done
     (IFS=,; echo "${out[*]}")
 }
 
@@ -131,6 +143,8 @@ render_configs() {
         sed -e "s|@NODE_ID@|$n|g" -e "s|@RACK@|${RACKS[$n]}|g" \
             -e "s|@BROKER_PORT@|$(broker_port "$n")|g" \
             -e "s|@CONTROLLER_PORT@|$(controller_port "$n")|g" \
+            -e "s|@SASL_SSL_PORT@|$(port_of SASL_SSL_PORT "$n")|g" -e "s|@MTLS_PORT@|$(port_of MTLS_PORT "$n")|g" \
+            -e "s|@TLS_DIR@|$TLS|g" \
             -e "s|@QUORUM_VOTERS@|$quorum|g" -e "s|@DATA_DIR@|$K/data/$n|g" \
             "$HERE/kafka/broker.properties.in" >"$CONF/broker-$n.properties"
     done
@@ -158,6 +172,78 @@ format_storage() {
     local p rc=0
     for p in "${pids[@]}"; do wait "$p" || rc=1; done
     ((rc == 0)) || die "storage format failed: $(tail -n 5 "$LOGS"/format-*.out)"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Security: the lab's own CA and certificates (openssl, made once and kept), SCRAM users and ACLs
+# (Kafka's own kafka-configs and kafka-acls, once per cluster). A second CA signs a "rogue" client
+# certificate, for the tests of an untrusted CA and of a client the brokers must refuse.
+
+SCRAM_USERS=(streamops nobody)  # streamops: the operator, with ACLs; nobody: authenticated, no ACL
+
+tls_cert() {  # ca name cn [san]: key + certificate signed by ca, PKCS#8 key (what Kafka's PEM store reads)
+    local ca=$1 name=$2 cn=$3 san=${4:-}
+    openssl req -new -newkey rsa:2048 -nodes -keyout "$TLS/$name.key" -subj "/CN=$cn" \
+        -out "$TLS/$name.csr" 2>/dev/null
+    {
+        echo "extendedKeyUsage=serverAuth,clientAuth"
+        [[ -z $san ]] || echo "subjectAltName=$san"
+    } >"$TLS/$name.ext"
+    openssl x509 -req -in "$TLS/$name.csr" -CA "$TLS/$ca.pem" -CAkey "$TLS/$ca.key" -set_serial "0x$(openssl rand -hex 8)" \
+        -days 3650 -sha256 -extfile "$TLS/$name.ext" -out "$TLS/$name.pem" 2>/dev/null
+    rm -f "$TLS/$name.csr" "$TLS/$name.ext"
+}
+
+ensure_tls() {
+    [[ -f $TLS/.complete ]] && return 0
+    command -v openssl >/dev/null || die "openssl not found (the lab makes its CA with it)"
+    rm -rf "$TLS"
+    mkdir -p "$TLS"
+    chmod 700 "$TLS"
+    local ca
+    for ca in ca rogue-ca; do
+        openssl req -x509 -newkey rsa:2048 -nodes -keyout "$TLS/$ca.key" -out "$TLS/$ca.pem" -days 3650 -sha256 \
+            -subj "/CN=streamops lab $ca" -addext "basicConstraints=critical,CA:TRUE" \
+            -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
+    done
+    tls_cert ca broker "streamops lab broker" "IP:127.0.0.1,DNS:localhost"
+    cat "$TLS/broker.key" "$TLS/broker.pem" >"$TLS/broker-keystore.pem"
+    tls_cert ca client streamops            # mTLS as User:streamops
+    tls_cert rogue-ca rogue-client streamops  # the same name from a CA the brokers do not trust
+    local user
+    for user in "${SCRAM_USERS[@]}"; do openssl rand -hex 12 >"$TLS/$user.password"; done
+    chmod 600 "$TLS"/*
+    touch "$TLS/.complete"
+    log "made the lab CA and certificates in $TLS"
+}
+
+# The operator's rights, as a production cluster would grant them to a day-2 automation account
+# (not a super user): the cluster-level admin operations, and every topic, group and transaction.
+OPERATOR_ACLS=(
+    "--cluster --operation Describe --operation Alter --operation DescribeConfigs --operation AlterConfigs --operation Create"
+    "--topic * --operation All"
+    "--group * --operation All"
+    "--transactional-id * --operation All"
+)
+
+ensure_security() {  # SCRAM users and ACLs live in the cluster's metadata: made once per cluster
+    local stamp=$K/data/security.ready spec
+    spec=$(printf '%s\n' "${SCRAM_USERS[@]}" "${OPERATOR_ACLS[@]}" | sha256sum | cut -d' ' -f1)
+    [[ -f $stamp && "$(cat "$stamp")" == "$spec" ]] && return 0
+    local t0 user acl args
+    t0=$(now)
+    for user in "${SCRAM_USERS[@]}"; do
+        "$HERE/kafka-tool" configs --bootstrap-server "$(bootstrap_servers)" --alter --entity-type users \
+            --entity-name "$user" --add-config "SCRAM-SHA-512=[password=$(cat "$TLS/$user.password")]" \
+            >"$LOGS/security.out" 2>&1 || die "creating SCRAM user $user failed: $(tail -n 5 "$LOGS/security.out")"
+    done
+    for acl in "${OPERATOR_ACLS[@]}"; do
+        read -r -a args <<<"$acl"
+        "$HERE/kafka-tool" acls --bootstrap-server "$(bootstrap_servers)" --add --allow-principal User:streamops \
+            "${args[@]}" >"$LOGS/security.out" 2>&1 || die "adding ACL '$acl' failed: $(tail -n 5 "$LOGS/security.out")"
+    done
+    echo "$spec" >"$stamp"
+    log "SCRAM users (${SCRAM_USERS[*]}) and the operator's ACLs made in $(since "$t0")s"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -369,7 +455,22 @@ write_env() {
         echo "KAFKA_VERSION=$(kafka_version)"
         echo "KAFKA_CLASSPATH=$LIBS/*"
         echo "KAFKA_TOOL=$HERE/kafka-tool"
+        # The secured listeners and what a client needs for them (KAFKA_LAB_*: never a name the
+        # modules read from the environment, so PLAINTEXT runs stay PLAINTEXT).
+        echo "KAFKA_SASL_SSL_BOOTSTRAP_SERVERS=$(bootstrap_servers SASL_SSL_PORT)"
+        echo "KAFKA_MTLS_BOOTSTRAP_SERVERS=$(bootstrap_servers MTLS_PORT)"
+        echo "KAFKA_LAB_CA_FILE=$TLS/ca.pem"
+        echo "KAFKA_LAB_CLIENT_CERT=$TLS/client.pem"
+        echo "KAFKA_LAB_CLIENT_KEY=$TLS/client.key"
+        echo "KAFKA_LAB_ROGUE_CA_FILE=$TLS/rogue-ca.pem"
+        echo "KAFKA_LAB_ROGUE_CLIENT_CERT=$TLS/rogue-client.pem"
+        echo "KAFKA_LAB_ROGUE_CLIENT_KEY=$TLS/rogue-client.key"
+        echo "KAFKA_LAB_SCRAM_USERNAME=streamops"
+        echo "KAFKA_LAB_SCRAM_PASSWORD=$(cat "$TLS/streamops.password")"
+        echo "KAFKA_LAB_NOACL_USERNAME=nobody"
+        echo "KAFKA_LAB_NOACL_PASSWORD=$(cat "$TLS/nobody.password")"
     } >"$ENV_FILE.tmp"
+    chmod 600 "$ENV_FILE.tmp"
     mv "$ENV_FILE.tmp" "$ENV_FILE"
 }
 
@@ -380,6 +481,7 @@ cmd_up() {
     local t0; t0=$(now)
     fetch
     ensure_state
+    ensure_tls
     render_configs
     format_storage
     local n
@@ -392,6 +494,7 @@ cmd_up() {
     $connect_early && start_connect
     wait_brokers "$t0"
     $connect_early || start_connect
+    ensure_security
     # kafka-tool's class-data archive is recorded (once) while Connect gets ready.
     local train=""
     if [[ ! -s $CDS/tool.jsa ]]; then cds_train_tool & train=$!; fi
@@ -400,7 +503,7 @@ cmd_up() {
     write_env
     if [[ -n $train ]]; then wait "$train" || true; fi
     log "up in $(since "$t0")s; environment in $ENV_FILE:"
-    sed 's/^/    /' "$ENV_FILE" >&2
+    sed -e 's/^/    /' -e 's/\(PASSWORD=\).*/\1(in the file)/' "$ENV_FILE" >&2
 }
 
 cmd_down() {
@@ -436,6 +539,7 @@ cmd_start_broker() {
     local t0; t0=$(now)
     fetch
     ensure_state
+    ensure_tls
     render_configs
     format_storage
     start_broker "$1"

@@ -73,6 +73,22 @@ def test_a_definite_cause_is_named_as_soon_as_every_broker_failed(protocol, even
     assert errors(event, DOWN).verdict(given, 0.1) == expected
 
 
+# What librdkafka reported against the lab's mTLS listener (ssl.client.auth=required), without and with a rogue certificate.
+BAD_CERTIFICATE = (KafkaError._TRANSPORT, "ssl://127.0.0.1:27911/bootstrap: Receive failed: error:0A000412:SSL routines::ssl/tls "
+                                          "alert bad certificate: SSL alert number 42 (after 12ms in state APIVERSION_QUERY)")
+
+
+def test_a_refused_client_certificate_is_named_at_once():
+    without = params(security_protocol="SSL", ssl_cafile="/ca.pem")
+    assert errors(BAD_CERTIFICATE, DOWN).verdict(without, 0.1) == (
+        "the brokers refused the TLS handshake without a client certificate (ssl/tls alert bad certificate): the listener "
+        "requires one (mTLS); set ssl_certfile and ssl_keyfile")
+    rogue = params(security_protocol="SSL", ssl_cafile="/ca.pem", ssl_certfile="/c.pem", ssl_keyfile="/c.key")
+    assert errors(BAD_CERTIFICATE, DOWN).verdict(rogue, 0.1) == (
+        "the brokers refused the TLS handshake with the client certificate /c.pem (ssl/tls alert bad certificate); check "
+        "that it is signed by a CA the brokers trust and has not expired")
+
+
 def test_refused_connections_get_a_moment_then_fail():
     refused = (KafkaError._TRANSPORT, "127.0.0.1:9/bootstrap: Connect to ipv4#127.0.0.1:9 failed: Connection refused (after 0ms in state CONNECT)")
     found = errors(refused, DOWN)

@@ -71,6 +71,7 @@ class LagCollector:
         if names:
             unknown = [name for name in names if name not in listed]
             if unknown:
+                self.kafka.refuse_hidden_groups(unknown)   # hidden by ACLs, not unknown
                 raise KafkaError("Unknown consumer group%s: %s. The brokers at %s know %d group%s%s." % (
                     "" if len(unknown) == 1 else "s", ", ".join(unknown), self.kafka.servers, len(listed),
                     "" if len(listed) == 1 else "s", _some_names(listed)))
