@@ -196,7 +196,11 @@ tls_cert() {  # ca name cn [san]: key + certificate signed by ca, PKCS#8 key (wh
 
 ensure_tls() {
     [[ -f $TLS/.complete ]] && return 0
-    command -v openssl >/dev/null || die "openssl not found (the lab makes its CA with it)"
+    if ! command -v openssl >/dev/null; then   # Debian's, as the Kubernetes part installs it too
+        log "installing openssl (the lab makes its CA with it)"
+        DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=900 install -y -q --no-install-recommends openssl \
+            >"$K/apt.log" 2>&1 || die "openssl could not be installed (see $K/apt.log)"
+    fi
     rm -rf "$TLS"
     mkdir -p "$TLS"
     chmod 700 "$TLS"
