@@ -244,10 +244,6 @@ class PeakGoal(Goal):
             total += k[d] * ((after * after if after > 0 else 0.0) - (before * before if before > 0 else 0.0))
         return total
 
-    def resource_delta(self, r):
-        """delta_amount for resource r alone, with the signature the search calls per candidate."""
-        return lambda s, d, v: self.delta_amount(r, s, d, v)
-
 
 class TopicSpreadGoal(Goal):
     """No topic concentrated on a broker: over all topics and active brokers, the replicas a
@@ -486,5 +482,5 @@ def _custom_goal(i, spec):
     return goal, weight
 
 
-__all__ = ["LEADER", "MOVE", "SWAP", "Goal", "ResourceBalanceGoal", "PeakGoal", "balance_floors", "TopicSpreadGoal", "MovementGoal", "ReplicaMovesGoal", "LeaderChangeGoal",
-           "BUILTIN_GOALS", "DEFAULT_WEIGHTS", "build_goals", "import_goal_class", "CAPACITY_RESOURCES"]
+__all__ = ["LEADER", "MOVE", "SWAP", "Goal", "ResourceBalanceGoal", "PeakGoal", "balance_floors", "TopicSpreadGoal", "MovementGoal",
+           "ReplicaMovesGoal", "LeaderChangeGoal", "BUILTIN_GOALS", "DEFAULT_WEIGHTS", "build_goals", "import_goal_class", "CAPACITY_RESOURCES"]

@@ -25,7 +25,6 @@ from ansible_collections.streamops.day2.plugins.module_utils.rebalance.model imp
 TOLERANCE = 1e-9
 
 
-
 def change_effect(model, p, new_replicas, new_leader):
     """{broker: [amount per resource]} that executing partition p's change adds (negative: removes)."""
     old, old_leader = model.replicas[p], model.leader[p]
