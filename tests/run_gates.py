@@ -55,17 +55,22 @@ def run(cmd, cwd=ROOT, env=None):
     return proc.returncode, "".join(lines)
 
 
-def sanity():
-    """ansible-test needs the collection under ansible_collections/NS/NAME: test a copy of the tracked tree."""
+def copy_tree(target):
+    """A copy of the tracked tree (and new files not ignored) at target, replacing what was there."""
     files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
                            cwd=ROOT, check=True, capture_output=True).stdout.decode().split("\0")
-    shutil.rmtree(SANITY_TREE, ignore_errors=True)
+    shutil.rmtree(target, ignore_errors=True)
     for name in filter(None, files):
         src = ROOT / name
         if src.is_file():
-            dst = SANITY_TREE / name
+            dst = target / name
             dst.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dst)
+
+
+def sanity():
+    """ansible-test needs the collection under ansible_collections/NS/NAME: test a copy of the tracked tree."""
+    copy_tree(SANITY_TREE)
     # ansible-test bootstraps pip in its virtualenvs with a script from a host we cannot reach.
     pip_version = _ansible_test_pip_version()
     GET_PIP_CACHE.mkdir(parents=True, exist_ok=True)
@@ -91,11 +96,15 @@ def lint():
 
 
 def build_collection():
-    """The collection as Galaxy gets it: `ansible-galaxy collection build` into .build/galaxy/; the tarball or None."""
+    """The collection as Galaxy gets it: `ansible-galaxy collection build` into .build/galaxy/; the tarball or None.
+    Built from a copy of the tracked tree: a file edited in the shared work tree while ansible-galaxy hashes and packs
+    it would make a tarball whose manifest does not match its files."""
     out = BUILD / "galaxy"
+    source = BUILD / "galaxy-src" / "ansible_collections" / "streamops" / "day2"
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
-    code, _out = run(["ansible-galaxy", "collection", "build", "--force", "--output-path", str(out)])
+    copy_tree(source)
+    code, _out = run(["ansible-galaxy", "collection", "build", "--force", "--output-path", str(out), str(source)])
     tarballs = sorted(out.glob("streamops-day2-*.tar.gz"))
     return tarballs[0] if code == 0 and tarballs else None
 

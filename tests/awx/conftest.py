@@ -69,7 +69,15 @@ def installed_collections():
     """The project update: build the collection and install it from the tarball, as Galaxy would serve it."""
     shutil.rmtree(BUILD, ignore_errors=True)
     (BUILD / "dist").mkdir(parents=True)
-    subprocess.run([str(GALAXY), "collection", "build", "--force", "--output-path", str(BUILD / "dist"), str(ROOT)],
+    # From a copy of the tracked tree: files edited meanwhile in the shared work tree would not match the manifest.
+    source = BUILD / "src" / "ansible_collections" / "streamops" / "day2"
+    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+                           cwd=ROOT, check=True, capture_output=True).stdout.decode().split("\0")
+    for name in filter(None, files):
+        if (ROOT / name).is_file():
+            (source / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, source / name)
+    subprocess.run([str(GALAXY), "collection", "build", "--force", "--output-path", str(BUILD / "dist"), str(source)],
                    check=True, capture_output=True, text=True)
     tarball = next((BUILD / "dist").glob("streamops-day2-*.tar.gz"))
     requirements = BUILD / "requirements.yml"
