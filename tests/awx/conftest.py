@@ -40,12 +40,14 @@ WORK_TREE_ENV = ("ANSIBLE_CONFIG", "ANSIBLE_COLLECTIONS_PATH", "ANSIBLE_COLLECTI
 def lab_env():
     """The lab's addresses: .lab/env (tests/lab/up writes it), overridden by the process environment."""
     env = {}
-    path = ROOT / ".lab" / "env"
-    if path.exists():
-        for line in path.read_text().splitlines():
-            if "=" in line and not line.lstrip().startswith("#"):
-                key, value = line.split("=", 1)
-                env[key.strip()] = value.strip()
+    # kafka.env holds the lab's SCRAM users, which .lab/env leaves out.
+    for name in ("env", "kafka.env"):
+        path = ROOT / ".lab" / name
+        if path.exists():
+            for line in path.read_text().splitlines():
+                if "=" in line and not line.lstrip().startswith("#"):
+                    key, value = line.split("=", 1)
+                    env.setdefault(key.strip(), value.strip())
     env.update({k: v for k, v in os.environ.items() if k.startswith(("KAFKA_", "DOCKER_", "CRIU_", "LAB_"))})
     return env
 
@@ -101,6 +103,9 @@ class Job:
     def __init__(self, pdd, ident, output):
         self.artifacts = pdd / "artifacts" / ident
         self.output = output
+        # What the job's page shows: the output and the events (the env and command files hold the job's inputs).
+        self.shown = (self.artifacts / "stdout").read_text() if (self.artifacts / "stdout").exists() else ""
+        self.shown += "".join(p.read_text() for p in (self.artifacts / "job_events").glob("*.json"))
         self.status = (self.artifacts / "status").read_text().strip() if (self.artifacts / "status").exists() else None
         self.rc = int((self.artifacts / "rc").read_text()) if (self.artifacts / "rc").exists() else None
         files = sorted((self.artifacts / "job_events").glob("*.json"), key=lambda p: int(p.name.split("-", 1)[0]))
@@ -134,7 +139,8 @@ class Job:
 def awx_job(installed_collections, tmp_path):
     """Run a project playbook as an AWX job template would, return the Job."""
 
-    def run(ident, playbook, extravars, check=False, timeout=300):
+    def run(ident, playbook, extravars, check=False, timeout=300, credential_env=None):
+        """credential_env: what a credential's injector puts in the job's environment (secrets included)."""
         pdd = tmp_path / ident
         project = pdd / "project"
         shutil.copytree(ROOT / "playbooks", project / "playbooks")
@@ -144,7 +150,7 @@ def awx_job(installed_collections, tmp_path):
         (project / "collections" / "requirements.yml").write_text(installed_collections["requirements"])
         shutil.copytree(ROOT / "inventories" / "lab", pdd / "inventory")
         envvars = {"ANSIBLE_COLLECTIONS_PATH": str(installed_collections["path"]), "ANSIBLE_NOCOLOR": "1",
-                   "ANSIBLE_HOME": str(pdd / ".ansible")}
+                   "ANSIBLE_HOME": str(pdd / ".ansible"), **(credential_env or {})}
         env_dir = pdd / "env"
         env_dir.mkdir()
         (env_dir / "extravars").write_text(yaml.safe_dump(extravars))

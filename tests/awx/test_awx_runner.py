@@ -107,15 +107,25 @@ def test_lag_report_job(lab, kafka_admin, unique, awx_job):
 
 
 def test_kafka_rebalance_check_job(lab, kafka_admin, unique, awx_job, tmp_path):
-    """A rebalance reviewed as a job of type check: a plan kept for approval, moves predicted, nothing moved."""
+    """A rebalance reviewed as a job of type check, over the lab's SASL_SSL listener with the password from a credential:
+    a plan kept for approval, moves predicted, nothing moved, the password nowhere in what the job shows."""
     admin, create = kafka_admin
     topic = create(unique + "-skew", [[1]] * 6, records=600, size=1000)
     plan_file = tmp_path / "rebalance" / "plan.json"
     survey = {"kafka_rebalance_topics": [topic], "kafka_rebalance_plan_file": str(plan_file), "kafka_rebalance_sample_seconds": 1,
               "kafka_rebalance_time_limit": 5}
+    credential = {}
+    if lab.get("KAFKA_SASL_SSL_BOOTSTRAP_SERVERS") and lab.get("KAFKA_LAB_SCRAM_PASSWORD"):
+        # The README's "Kafka SASL" credential type injects these; the protocol is in the template's variables.
+        credential = {"KAFKA_SASL_USERNAME": lab["KAFKA_LAB_SCRAM_USERNAME"], "KAFKA_SASL_PASSWORD": lab["KAFKA_LAB_SCRAM_PASSWORD"]}
+        survey["kafka_rebalance_connection"] = {"bootstrap_servers": lab["KAFKA_SASL_SSL_BOOTSTRAP_SERVERS"].split(","),
+                                                "security_protocol": "SASL_SSL", "sasl_mechanism": "SCRAM-SHA-512",
+                                                "ssl_cafile": lab["KAFKA_LAB_CA_FILE"]}
 
-    job = awx_job("kafka_rebalance", "playbooks/kafka_rebalance.yml", survey, check=True)
+    job = awx_job("kafka_rebalance", "playbooks/kafka_rebalance.yml", survey, check=True, credential_env=credential)
     assert (job.status, job.rc) == ("successful", 0), job
+    if credential:
+        assert credential["KAFKA_SASL_PASSWORD"] not in job.shown, "the SASL password is in the job's output or events"
     [(event, changed, planned)] = job.results("Plan the rebalance")
     assert event == "runner_on_ok" and not changed and planned["plan"]["partitions"], job
     assert {p["topic"] for p in planned["plan"]["partitions"]} == {topic}, planned["plan"]
