@@ -99,7 +99,13 @@ def test_lag_report_job(lab, kafka_admin, unique, awx_job):
     assert report["summary"]["groups"] == 2 and report["failing"] == [], report
 
     # The same template with an error threshold the lagging group crosses: the job fails, as an alert would want it.
-    job = awx_job("lag_report_red", "playbooks/lag_report.yml", dict(survey, lag_report_thresholds={"error_lag": 50}))
+    # Over the lab's mTLS listener, given in lag_report_connection as a template's variables would give it.
+    red = dict(survey, lag_report_thresholds={"error_lag": 50})
+    if lab.get("KAFKA_MTLS_BOOTSTRAP_SERVERS"):
+        red["lag_report_connection"] = {"bootstrap_servers": lab["KAFKA_MTLS_BOOTSTRAP_SERVERS"].split(","), "security_protocol": "SSL",
+                                        "ssl_cafile": lab["KAFKA_LAB_CA_FILE"], "ssl_certfile": lab["KAFKA_LAB_CLIENT_CERT"],
+                                        "ssl_keyfile": lab["KAFKA_LAB_CLIENT_KEY"]}
+    job = awx_job("lag_report_red", "playbooks/lag_report.yml", red)
     assert (job.status, job.rc) == ("failed", 2), job
     [(event, _changed, failed)] = job.results("Fail when a group crosses a threshold")
     assert event == "runner_on_failed" and unique + "-behind" in failed["msg"] and unique + "-current" not in failed["msg"], failed
