@@ -153,7 +153,7 @@ options:
     default: false
 notes:
   - The live model needs DescribeLogDirs, which only kafka-python offers, besides confluent-kafka.
-  - The planner is pure Python (no numpy: it is not a dependency of the collection, and the search is a long chain of small
+  - The planner is pure Python (no numpy, which is not a dependency of the collection, and the search is a long chain of small
     dependent steps that arrays would not speed up); on a 2-core machine a 10,000-partition cluster plans in about 1.5 seconds and a
     100,000-partition, 200-broker cluster in 20-40 seconds of CPU and about 260 MB (C(tests/bench/README.md) has the measurements).
 requirements:
