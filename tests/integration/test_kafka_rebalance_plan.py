@@ -155,6 +155,20 @@ def test_dest_is_written_only_when_it_changes(kafka, module, admin, crowded_topi
     assert second["changed"] is False and dest.stat().st_mtime_ns == written
 
 
+def test_frontier_offers_a_cheaper_plan_beside_the_full_one(kafka, module, admin, crowded_topic):
+    result = module("kafka_rebalance_plan", dict(kafka, sample_seconds=0, frontier=[0.5],
+                                                 excluded_topics=other_topics(admin, crowded_topic)))
+    assert result["rc"] == 0, result.get("msg")
+    assert result["changed"] is False
+    half, full = result["frontier"]
+    assert (half["fraction"], full["fraction"]) == (0.5, 1.0)
+    assert full["plan"] == result["plan"] and full["bytes_to_move"] == result["summary"]["bytes_to_move"] > 0
+    assert 0 < half["bytes_to_move"] <= half["max_bytes"] <= full["bytes_to_move"] / 2
+    # Less data moved buys less balance: the crowded broker keeps more of the disk.
+    assert half["max_to_mean"]["disk"] >= full["max_to_mean"]["disk"]
+    assert {e["topic"] for e in half["plan"]["partitions"] if e["replicas"] != [1]} <= {crowded_topic}
+
+
 def test_bad_requests_fail_in_one_sentence(kafka, module):
     unknown = module("kafka_rebalance_plan", dict(kafka, sample_seconds=0, drain_brokers=[99]))
     assert unknown["failed"] and unknown["msg"] == "drain_brokers names broker 99, which is not in the cluster model."
