@@ -129,10 +129,12 @@ def test_live_model_plan_execute_and_replan(kafka, module, admin, crowded_topic,
     assert max(per_broker) - min(per_broker) <= 1, per_broker
 
     # Rates sampled over seconds are noisy; weighing our few hundred kB against the lab's data keeps
-    # the planner from chasing that noise (it would otherwise rotate equally loaded partitions).
+    # the planner from chasing that noise (it would otherwise rotate equally loaded partitions). The peaks goal
+    # (ceilings at 1.04 x the mean) is off here: six tiny partitions under 4 s of sampled traffic cross its
+    # ceilings at random, and it then trades two of them in about half the runs (issue 13's note).
     with Traffic(servers, crowded_topic, unique + "-group"):
         again = module("kafka_rebalance_plan", dict(kafka, sample_seconds=4, excluded_topics=other_topics(admin, crowded_topic),
-                                                    goal_weights=dict(NETWORK_ONLY, movement=1)))
+                                                    goal_weights=dict(NETWORK_ONLY, movement=1, peaks=0)))
     assert again["rc"] == 0, again.get("msg")
     assert not [e for e in again["plan"]["partitions"] if e["topic"] == crowded_topic], again["plan"]
 
@@ -164,8 +166,11 @@ def test_frontier_offers_a_cheaper_plan_beside_the_full_one(kafka, module, admin
     assert (half["fraction"], full["fraction"]) == (0.5, 1.0)
     assert full["plan"] == result["plan"] and full["bytes_to_move"] == result["summary"]["bytes_to_move"] > 0
     assert 0 < half["bytes_to_move"] <= half["max_bytes"] <= full["bytes_to_move"] / 2
-    # Less data moved buys less balance: the crowded broker keeps more of the disk.
-    assert half["max_to_mean"]["disk"] >= full["max_to_mean"]["disk"]
+    # Less data moved buys less balance: broker 1 keeps more of the crowded topic. (A single resource's max/mean is no
+    # measure here: the full plan also evens replica and leader counts, and may give back a little disk balance for them.)
+    def moved_off_broker_1(plan):
+        return [e for e in plan["partitions"] if e["topic"] == crowded_topic and 1 not in e["replicas"]]
+    assert 0 < len(moved_off_broker_1(half["plan"])) < len(moved_off_broker_1(full["plan"])), (half["plan"], full["plan"])
     assert {e["topic"] for e in half["plan"]["partitions"] if e["replicas"] != [1]} <= {crowded_topic}
 
 
