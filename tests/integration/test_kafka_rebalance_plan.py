@@ -168,6 +168,7 @@ def test_frontier_offers_a_cheaper_plan_beside_the_full_one(kafka, module, admin
     assert 0 < half["bytes_to_move"] <= half["max_bytes"] <= full["bytes_to_move"] / 2
     # Less data moved buys less balance: broker 1 keeps more of the crowded topic. (A single resource's max/mean is no
     # measure here: the full plan also evens replica and leader counts, and may give back a little disk balance for them.)
+
     def moved_off_broker_1(plan):
         return [e for e in plan["partitions"] if e["topic"] == crowded_topic and 1 not in e["replicas"]]
     assert 0 < len(moved_off_broker_1(half["plan"])) < len(moved_off_broker_1(full["plan"])), (half["plan"], full["plan"])
