@@ -27,6 +27,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.labenv import lab_env
+
 ROOT = Path(__file__).resolve().parents[2]
 BUILD = ROOT / ".build" / "awx"
 RUNNER = Path(sys.executable).with_name("ansible-runner")
@@ -35,21 +37,6 @@ GALAXY = Path(sys.executable).with_name("ansible-galaxy")
 # A task's result per host, as the job output's ok/changed/failed/skipping/unreachable lines.
 RESULT_EVENTS = ("runner_on_ok", "runner_on_failed", "runner_on_skipped", "runner_on_unreachable")
 WORK_TREE_ENV = ("ANSIBLE_CONFIG", "ANSIBLE_COLLECTIONS_PATH", "ANSIBLE_COLLECTIONS_PATHS", "PYTHONPATH", "ANSIBLE_HOME")
-
-
-def lab_env():
-    """The lab's addresses: .lab/env (tests/lab/up writes it), overridden by the process environment."""
-    env = {}
-    # kafka.env holds the lab's SCRAM users, which .lab/env leaves out.
-    for name in ("env", "kafka.env"):
-        path = ROOT / ".lab" / name
-        if path.exists():
-            for line in path.read_text().splitlines():
-                if "=" in line and not line.lstrip().startswith("#"):
-                    key, value = line.split("=", 1)
-                    env.setdefault(key.strip(), value.strip())
-    env.update({k: v for k, v in os.environ.items() if k.startswith(("KAFKA_", "DOCKER_", "CRIU_", "LAB_"))})
-    return env
 
 
 @pytest.fixture(scope="session")

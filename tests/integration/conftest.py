@@ -17,22 +17,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.labenv import lab_env
+
 ROOT = Path(__file__).resolve().parents[2]
 COLLECTIONS = ROOT / ".build" / "collections"
-
-
-def lab_env():
-    """The lab's addresses: .lab/env (written by tests/lab/up), overridden by the process environment."""
-    env = {}
-    for name in ("env", "kafka.env", "docker.env", "k8s.env"):
-        path = ROOT / ".lab" / name
-        if path.exists():
-            for line in path.read_text().splitlines():
-                if "=" in line and not line.lstrip().startswith("#"):
-                    key, value = line.split("=", 1)
-                    env.setdefault(key.strip(), value.strip())
-    env.update({k: v for k, v in os.environ.items() if k.startswith(("KAFKA_", "DOCKER_", "CRIU_", "LAB_", "K8S_", "KUBECONFIG"))})
-    return env
 
 
 @pytest.fixture(scope="session")

@@ -9,23 +9,8 @@ from ansible_collections.streamops.day2.plugins.module_utils._reassignment.plan 
 from ansible_collections.streamops.day2.plugins.module_utils._reassignment.schedule import Caps, keeps_plan_order, order_moves, simulate_batches
 from ansible_collections.streamops.day2.plugins.module_utils.rebalance.plan import plan_rebalance
 
+from tests.bench.planner.metrics import RESOURCES, loads   # the benchmark's own load sums, independent of the planner
 from tests.unit.rebalance.rebalance_helpers import random_model
-
-RESOURCES = ("nw_in", "nw_out", "disk", "replicas", "leaders")
-
-
-def loads(model, assignment):
-    """{resource: {broker: load}}, computed here from the model format (independent of the planner)."""
-    out = {r: {b["id"]: 0.0 for b in model["brokers"]} for r in RESOURCES}
-    for part in model["partitions"]:
-        replicas, leader = assignment[(part["topic"], part["partition"])]
-        for b in replicas:
-            out["nw_in"][b] += part["nw_in"]
-            out["disk"][b] += part["size"]
-            out["replicas"][b] += 1
-        out["nw_out"][leader] += part["nw_out"] + part["nw_in"] * (len(replicas) - 1)
-        out["leaders"][leader] += 1
-    return out
 
 
 def peak(load, brokers):
