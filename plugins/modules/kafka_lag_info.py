@@ -424,8 +424,9 @@ def run(kafka):
     options = Options(topics=tuple(params["topics"]), topic_pattern=params["topic_pattern"], exclude_idle=params["exclude_idle"],
                       thresholds=params["thresholds"] or {}, detail=params["detail"])
     collector = LagCollector(kafka, options)
+    collector.ask_groups()
+    counts = collector.partition_counts()   # while the brokers list the groups
     names = collector.select_groups(params["groups"], params["group_pattern"])
-    counts = collector.partition_counts()
     kafka.refuse_hidden_topics([topic for topic in params["topics"] if topic not in counts])  # hidden by ACLs, not unknown
     error, warnings = selection_problems(options, params["group_pattern"], collector.listed, names, counts)
     if error:

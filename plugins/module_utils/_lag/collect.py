@@ -55,12 +55,20 @@ class LagCollector:
         self.isolation_level = kafka.params.get("isolation_level") or "read_uncommitted"
         self.warnings = []
         self.listed = {}  # group id -> listing, from select_groups
+        self.listing = None  # the ListGroups future, once ask_groups sent it
 
     # -- groups ------------------------------------------------------------------------------
 
+    def ask_groups(self):
+        """Send the ListGroups request now, so that the caller's next request overlaps it (list_groups reads it)."""
+        self.listing = self.kafka.admin.list_consumer_groups(request_timeout=self.kafka.timeout)
+
     def list_groups(self):
         """{group id: listing} of every consumer group the brokers know."""
-        result = self.kafka.wait_for(self.kafka.admin.list_consumer_groups(request_timeout=self.kafka.timeout))
+        if self.listing is None:
+            self.ask_groups()
+        result = self.kafka.wait_for(self.listing)
+        self.listing = None
         for error in result.errors or []:
             self.warnings.append("Listing consumer groups: %s" % error_text(error))
         return {listing.group_id: listing for listing in result.valid or []}
