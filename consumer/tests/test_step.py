@@ -434,6 +434,35 @@ def test_step_runner_waits_for_a_replica_without_burning_retries(lab, names, gat
           % (available["waited_s"], available["ts"] - lifted_wall))
 
 
+def test_a_long_wait_keeps_the_runner_in_its_group(lab, names, gateway, function, step):
+    """A wait for a replica longer than the consumer's max.poll.interval.ms (6 s here, 5 minutes by default): the runner
+    gives its records back every STREAMOPS_STEP_WAIT_HOLD_MS (Later) and polls, so it is never dropped from the group
+    (librdkafka would report the poll interval exceeded); once a replica is there, every record once."""
+    count = 50
+    fn = function("reverse")
+    gateway.scale(fn, 0)
+    gateway.wait_available(fn, lambda n: n == 0, 60)
+    gateway.deploy(fn, "reverse", constraints=["topology.kubernetes.io/region=nowhere"], method="PUT")
+    lab.produce_sequence(names["input"], count)
+    runner = step("step-hold", **gateway.step_env(fn, STREAMOPS_STEP_RETRIES=5, STREAMOPS_STEP_TIMEOUT_MS=1000, STREAMOPS_STEP_WAIT_HOLD_MS=1500,
+                                                  KAFKA_CONF_MAX_POLL_INTERVAL_MS=6000, KAFKA_CONF_SESSION_TIMEOUT_MS=6000))
+    runner.wait_event("waiting", timeout=60)
+    time.sleep(14.0)  # more than twice the poll interval
+    assert lab.committed(names["group"], names["input"]) == 0
+    gateway.deploy(fn, "reverse", method="PUT")
+    lab.wait_committed(names["group"], names["input"], count, timeout=120)
+    runner.signal(signal.SIGTERM)
+    assert runner.wait_exit(10) == 0, runner.stderr()
+    later = runner.find("later")
+    assert len(later) >= 3 and all(e["why"].startswith("waited") for e in later), later
+    dropped = [e for e in runner.find("consumer-error") + runner.find("lost") if "poll" in json.dumps(e).lower() or e["event"] == "lost"]
+    assert not dropped, dropped
+    assert not runner.find("dead-lettered"), runner.events
+    records = lab.read_all(names["output"])
+    assert sorted(int(v[::-1]) for k, v in records) == list(range(count))
+    assert collections.Counter(v for k, v in records).most_common(1)[0][1] == 1
+
+
 def test_scaler_reads_the_lag_as_the_runners_see_it(lab, names, tmp_path):
     """The scaler's lag: end offsets (read_committed) minus the group's committed offsets, the start of the log where the
     group has none; after an exactly-once stage has read everything (transaction markers included) it is 0."""

@@ -611,7 +611,10 @@ import_image() {
   if grep -qxF -- "$want" "$stamp" 2> /dev/null && grep -qxF -- "$(full_ref "$ref")" <<< "$(ctr_n "$n" images ls -q)"; then
     return 0
   fi
+  # An import can race containerd's collection of the image it replaces ("parent snapshot ... does not
+  # exist", seen after the consumer image changed); a second import unpacks afresh.
   ctr_n "$n" images import "$tar" > /dev/null 2>> "$LOGS/images.log" ||
+    { sleep 1; ctr_n "$n" images import "$tar" > /dev/null 2>> "$LOGS/images.log"; } ||
     die "ctr images import $tar into node $n failed (log: $LOGS/images.log)"
   # The CRI keeps a sha256:<config> name per image it saw; drop those of images no tag points
   # at any more (replaced consumer images), so containerd can collect their content.

@@ -10,8 +10,8 @@ or repeating records (exactly-once or at-least-once), so that they can be moved 
 
 from __future__ import annotations
 
-from .helper import ConsumerHelper, Fatal, Output, Unprocessed, passthrough, run
+from .helper import ConsumerHelper, Fatal, Later, Output, Unprocessed, passthrough, run
 from .settings import Settings, SettingsError
 
-__all__ = ["ConsumerHelper", "Fatal", "Output", "Settings", "SettingsError", "Unprocessed", "passthrough", "run"]
+__all__ = ["ConsumerHelper", "Fatal", "Later", "Output", "Settings", "SettingsError", "Unprocessed", "passthrough", "run"]
 __version__ = "0.1.0"

@@ -42,6 +42,13 @@ class Unprocessed(Exception):
     helper commits what came before it, seeks back to it so that the next owner starts there, and stops cleanly."""
 
 
+class Later(Exception):
+    """Raised by a process hook that cannot do the record in hand yet and has waited long (for a function's replica,
+    say): the helper commits what came before it, seeks back to it and goes on polling, so that the consumer keeps
+    its place in the group (one that does not poll for max.poll.interval.ms is dropped from it); the record, and
+    with it the wait, comes again from the next poll, unless a rebalance has given its partition to another member."""
+
+
 class Output(NamedTuple):
     """One output of a process hook: to the output topic (topic None) or to another topic, with optional headers
     ([(name, bytes)] or {name: bytes}). A plain (key, value) pair is the same as Output(key, value)."""
@@ -238,13 +245,14 @@ class ConsumerHelper:
         try:
             self._in_hand, self._in_hand_offset, self._rewound_in_hand = key, msg.offset(), False
             outputs = self.process(msg) if self.process is not None else None
-        except Unprocessed as exc:
+        except (Unprocessed, Later) as exc:
             # Given back: what came before it is committed, and the next owner (or this one) starts at this record.
-            self._commit("unprocessed", always_log=True)
+            event = "later" if isinstance(exc, Later) else "unprocessed"
+            self._commit(event, always_log=True)
             if not self._rewound_in_hand:
                 self._seek(key, msg.offset())
-            self.events.emit("unprocessed", topic=msg.topic(), partition=msg.partition(), offset=msg.offset(), why=str(exc))
-            self._stopping = True
+            self.events.emit(event, topic=msg.topic(), partition=msg.partition(), offset=msg.offset(), why=str(exc))
+            self._stopping = self._stopping or event == "unprocessed"
             return
         except Exception as exc:
             # What came before this record is done and may be committed; this one is left for the next instance.
@@ -275,12 +283,13 @@ class ConsumerHelper:
             first.setdefault((msg.topic(), msg.partition()), msg.offset())
         try:
             results = self.process_batch(msgs)
-        except Unprocessed as exc:
+        except (Unprocessed, Later) as exc:
             # Given back: the batch's partitions start again at its first records, for the next owner or this one.
+            event = "later" if isinstance(exc, Later) else "unprocessed"
             for key, offset in first.items():
                 self._seek(key, offset)
-            self.events.emit("unprocessed", records=len(msgs), offsets=offsets_by_topic(first), why=str(exc))
-            self._stopping = True
+            self.events.emit(event, records=len(msgs), offsets=offsets_by_topic(first), why=str(exc))
+            self._stopping = self._stopping or event == "unprocessed"
             return
         except Exception as exc:
             why = str(exc) if isinstance(exc, Fatal) else repr(exc)

@@ -20,7 +20,9 @@ batch.
 Waiting burns no retry: when the function has no available replica (scaled to zero) the runner polls
 GET /system/function/<name> until one is available, and while the gateway does not answer at all it polls until
 it does. Before any wait it commits what it has done, so no transaction stays open; SIGTERM ends a wait at once,
-giving the record back uncommitted. Credentials refused (401/403) or a function the gateway does not know (404)
+giving the record back uncommitted. A wait longer than STREAMOPS_STEP_WAIT_HOLD_MS (default 60 s) gives the records
+back to the helper (Later), which polls and reads them again: the consumer keeps its place in the group, which drops
+a member that does not poll for max.poll.interval.ms (5 minutes by default). Credentials refused (401/403) or a function the gateway does not know (404)
 stop the runner (exit 1): retrying cannot help.
 
 Exit codes as the helper's: 0 after SIGTERM/SIGINT, 1 fatal, 2 bad settings.
@@ -38,7 +40,7 @@ import time
 from typing import Mapping, Optional
 
 from .gateway import Gateway, GatewayError, GatewaySettings
-from .helper import ConsumerHelper, Fatal, Output, Unprocessed, run_until_signalled
+from .helper import ConsumerHelper, Fatal, Later, Output, Unprocessed, run_until_signalled
 from .settings import Settings, SettingsError, _int
 
 WAIT_LOG_SECONDS = 10.0     # a long wait is logged again this often
@@ -55,6 +57,7 @@ class StepSettings:
     timeout_ms: int = 10000
     dlq_topic: Optional[str] = None
     wait_poll_ms: int = 200
+    wait_hold_ms: int = 60000   # longest wait before the records go back and the consumer polls (under max.poll.interval.ms)
     concurrency: int = 8
     batch: int = 0          # records per batch in concurrent mode; 0: 4 x concurrency
 
@@ -76,6 +79,7 @@ class StepSettings:
             timeout_ms=_int(env, "STREAMOPS_STEP_TIMEOUT_MS", 10000, minimum=1),
             dlq_topic=env.get("STREAMOPS_DLQ_TOPIC", "").strip() or None,
             wait_poll_ms=_int(env, "STREAMOPS_STEP_WAIT_POLL_MS", 200, minimum=10),
+            wait_hold_ms=_int(env, "STREAMOPS_STEP_WAIT_HOLD_MS", 60000, minimum=100),
             concurrency=_int(env, "STREAMOPS_STEP_CONCURRENCY", 8, minimum=1),
             batch=_int(env, "STREAMOPS_STEP_BATCH", 0),
         )
@@ -106,6 +110,11 @@ class StepRunner:
             self.helper = ConsumerHelper(settings, self.process, stream)
             self._pool = None
         self.events = self.helper.events
+        # A long wait gives the records back (Later) at this time, for the whole batch at once: the first record to
+        # give up sets the event, and the batch's others give up without invoking.
+        self._hold_until = 0.0
+        self._giving_back = threading.Event()
+        self._given_back_why = ""
         self._count_lock = threading.Lock()
         self.invoked = 0
         self.dead_lettered = 0
@@ -123,19 +132,21 @@ class StepRunner:
     def process_batch(self, msgs):
         """[outputs] for a batch, its records invoked concurrently. Any record given back (stop) gives the whole batch
         back; a fatal error of any record ends the run; nothing of the batch is produced then."""
+        self._hold(time.monotonic())
         futures = [self._pool.submit(self.process, msg) for msg in msgs]
-        results, given_back, fatal = [], None, None
+        results, given_back, later, fatal = [], None, None, None
         for future in futures:
             try:
                 results.append(future.result())
             except Unprocessed as exc:
                 given_back = exc
+            except Later as exc:
+                later = exc
             except Fatal as exc:
                 fatal = exc
-        if fatal is not None:
-            raise fatal
-        if given_back is not None:
-            raise given_back
+        for exc in (fatal, given_back, later):  # the strongest first: end the run, stop, then poll and come back
+            if exc is not None:
+                raise exc
         return results
 
     # -- the process hook ------------------------------------------------------------------------
@@ -144,7 +155,11 @@ class StepRunner:
         """[Output] for one record: the function's answer, or after the retries the record to the dead-letter topic."""
         attempts, error = 0, None
         timeout = self.step.timeout_ms / 1000.0
+        if self._pool is None:
+            self._hold(time.monotonic())  # one record at a time: its own hold
         while True:
+            if self._giving_back.is_set():
+                raise Later(self._given_back_why)
             try:
                 answer = self.gateway.invoke(self.step.function, msg.value(), timeout=timeout)
             except GatewayError as exc:
@@ -188,6 +203,10 @@ class StepRunner:
                          attempts=attempts, error=str(error), dlq=self.step.dlq_topic)
         return [Output(msg.key(), msg.value(), topic=self.step.dlq_topic, headers=headers)]
 
+    def _hold(self, now):
+        self._hold_until = now + self.step.wait_hold_ms / 1000.0
+        self._giving_back.clear()
+
     def _wait_if_unavailable(self, error):
         """True after waiting for the gateway or a replica to come back; False when the function itself failed."""
         if error.status in (401, 403):
@@ -217,6 +236,11 @@ class StepRunner:
                     return False
                 reason, detail = "no-replica", "replicas %s, available 0" % status.get("replicas")
             now = time.monotonic()
+            if now >= self._hold_until:
+                self._given_back_why = ("waited %.0fs for %s (%s): the records go back so that the consumer polls and keeps its "
+                                        "partitions" % (now - started, self.step.function, reason))
+                self._giving_back.set()
+                raise Later(self._given_back_why)
             if waited_for != reason or now - logged >= WAIT_LOG_SECONDS:
                 if waited_for is None:
                     self.helper.checkpoint()  # nothing stays open while this waits
