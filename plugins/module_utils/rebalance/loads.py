@@ -102,6 +102,8 @@ class ClusterState:
         self.replica_moves = 0
         self.bytes_moved = 0.0
         self.leader_changes = 0
+        self.applied = 0             # actions applied so far
+        self._recounted = (None, None)
 
     @staticmethod
     def _add(lists, positions, b, p):
@@ -166,6 +168,7 @@ class ClusterState:
         self.replica_moves += action.dmoves
         self.bytes_moved += action.dbytes
         self.leader_changes += action.dlead
+        self.applied += 1
 
     def _relocate(self, p, src, dst):
         reps = self.replicas[p]
@@ -183,7 +186,10 @@ class ClusterState:
     # -- figures -----------------------------------------------------------------------------
 
     def recount(self):
-        """(replica moves, bytes to move, leader changes) against the original, from scratch."""
+        """(replica moves, bytes to move, leader changes) against the original, from scratch (once
+        per state: three goals' costs read it)."""
+        if self._recounted[0] == self.applied:
+            return self._recounted[1]
         size = self.model.size
         moves, moved = 0, 0.0
         for p, reps in enumerate(self.replicas):
@@ -192,4 +198,5 @@ class ClusterState:
             moves += new
             moved += new * size[p]
         changes = sum(1 for p, lead in enumerate(self.leader) if lead != self.orig_leader[p])
+        self._recounted = (self.applied, (moves, moved, changes))
         return moves, moved, changes

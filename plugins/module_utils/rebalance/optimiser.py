@@ -28,6 +28,7 @@ The random generator is seeded, so a seed gives the same plan (unless the time l
 from __future__ import annotations
 
 import heapq
+import itertools
 import math
 import random
 import time
@@ -135,12 +136,8 @@ class HillClimber:
         self._fuse(goals)
         replicas = sum(len(r) for r in state.replicas)
         self.min_gain = max(EPSILON, self.settings.min_gain / replicas) if replicas else EPSILON
-        self.rack_members = None
-        if constraints.rack is not None:
-            self.rack_members = {}
-            for b in state.active:
-                self.rack_members.setdefault(constraints.rack[b], []).append(b)
         self.accepted = 0
+        self._ranks = {}           # resource -> (accepted, active brokers sorted by deviation), see _ranked
         self.gained = 0.0          # total cost decrease of the climb so far
         self.evaluated = 0
         self.swaps = 0
@@ -199,11 +196,11 @@ class HillClimber:
             self._refresh(b)
 
     def _refresh(self, b):
-        load = self.state.load
+        """Broker b's factors (K, G, ceiling thresholds, deviations, pressure) from its loads now."""
         peak = self.peak is not None
-        for r in range(len(RESOURCES)):
-            kb, target = self.K_balance[r][b], self.T[r][b]
-            x = load[r][b]
+        pressure = 0.0
+        for r, load in enumerate(self.state.load):
+            x, kb, target = load[b], self.K_balance[r][b], self.T[r][b]
             k, g = kb, 2.0 * kb * (x - target)
             if peak:
                 over = x - self.peak_cap[r][b]
@@ -216,8 +213,10 @@ class HillClimber:
                     self.cross_off[r][b], self.cross_on[r][b] = INF, -over
             self.K[r][b] = k
             self.G[r][b] = g
-            self.dev[r][b] = (x - target) / target if target else 0.0
-        self.pressure[b] = sum(self.dev_weight[r] * self.dev[r][b] for r in range(len(RESOURCES)))
+            dev = (x - target) / target if target else 0.0
+            self.dev[r][b] = dev
+            pressure += self.dev_weight[r] * dev
+        self.pressure[b] = pressure
 
     def _peak_fix(self, src, dst, amounts):
         """Exact peak delta minus the quadratic one already in K and G, for amounts src -> dst."""
@@ -364,18 +363,30 @@ class HillClimber:
         The quick list holds each resource's most loaded broker; the deep list every broker above
         target for every resource (used when the quick ones have nothing to offer).
         """
-        active = self.state.active
         out = []
+        # Over all brokers, not just the active ones: a drained broker has no target, so its
+        # deviation is 0 and never qualifies (and the first maximum is then an active broker's).
         for r in self.resources:
             dev, weight = self.dev[r], self.dev_weight[r]
             if deep:
-                out.extend((weight * dev[b], r, b) for b in active if dev[b] > 0)
+                out.extend((weight * x, r, b) for b, x in enumerate(dev) if x > 0)
             else:
-                b = max(active, key=dev.__getitem__)
-                if dev[b] > 0:
-                    out.append((weight * dev[b], r, b))
+                top = max(dev)
+                if top > 0:
+                    out.append((weight * top, r, dev.index(top)))
         out.sort(reverse=True)
         return out
+
+    def _ranked(self, r):
+        """Active brokers from the lightest to the most loaded in resource r (by pressure if r is
+        None), sorted once per accepted action: the rounds that find nothing in between reuse it."""
+        cached = self._ranks.get(r)
+        if cached is not None and cached[0] == self.accepted:
+            return cached[1]
+        row = self.pressure if r is None else self.dev[r]
+        ranked = sorted(self.state.active, key=row.__getitem__)
+        self._ranks[r] = (self.accepted, ranked)
+        return ranked
 
     def _destinations(self, r, src, count=None):
         """Brokers to try as receivers: the lightest for resource r overall and, with racks, the
@@ -384,11 +395,13 @@ class HillClimber:
         settings = self.settings
         active = self.state.active
         count = count or settings.destinations
-        key = self.dev[r].__getitem__
-        dsts = heapq.nsmallest(count + 1, active, key=key)
-        if self.rack_members is not None:
-            dsts.extend(heapq.nsmallest(count + 1, self.rack_members.get(self.constraints.rack[src], ()), key=key))
-        dsts.extend(heapq.nsmallest(2, active, key=self.pressure.__getitem__))
+        ranked = self._ranked(r)
+        dsts = ranked[:count + 1]
+        rack = self.constraints.rack
+        if rack is not None:
+            own = rack[src]
+            dsts.extend(itertools.islice((b for b in ranked if rack[b] == own), count + 1))
+        dsts.extend(self._ranked(None)[:2])
         dsts.append(active[self.rng.randrange(len(active))])
         seen, out = set(), []
         drained = self.constraints.drained
@@ -467,14 +480,31 @@ class HillClimber:
         custom, banded = self.custom, self.banded
         threshold = -self.min_gain if threshold is None else threshold
         rs = rack[src] if rack is not None else None
-        peak = self.peak is not None
         off_in, off_out, off_dk, off_rp, off_ld = (row[src] for row in self.cross_off)
+        # What moving each sampled replica off src involves, looked up once for all destinations:
+        # its replicas (and their racks), amounts, original replicas, whether src is new to it,
+        # lead_out if src leads it (else None), original leader, topic row, topic share, and
+        # whether src is above that share.
+        items = []
+        for p in sample:
+            reps, o = replicas[p], orig[p]
+            racks = [rack[b] for b in reps] if rack is not None else None
+            lo = lead_out[p] if leader[p] == src else None
+            if spread:
+                t = p_topic[p]
+                row, up = t_count[t], t_upper[t]
+                items.append((p, reps, racks, nw_in[p], size[p], o, src not in o, lo, orig_leader[p], row, up, src_spread and row[src] > up))
+            else:
+                items.append((p, reps, racks, nw_in[p], size[p], o, src not in o, lo, orig_leader[p], None, 0, False))
         evaluated = 0
         for d in dsts:
+            # Up to these amounts a move carries neither src nor d across a ceiling (so the peak goal
+            # folded in K and G is exact); a count crosses with the first replica or leadership.
+            # (All INF without the peak goal.)
             on_in, on_out, on_dk, on_rp, on_ld = (row[d] for row in self.cross_on)
-            # A count crosses a ceiling with the first replica (or leadership) it gains or loses.
-            count_crosses = peak and (off_rp < 1 or on_rp < 1)
-            lead_crosses = peak and (off_ld < 1 or on_ld < 1)
+            fits_in = -1.0 if off_rp < 1 or on_rp < 1 else min(off_in, on_in)
+            fits_dk = min(off_dk, on_dk)
+            fits_out = -1.0 if off_ld < 1 or on_ld < 1 else min(off_out, on_out)
             a_in, c_in = G_in[d] - G_in[src], K_in[d] + K_in[src]
             a_out, c_out = G_out[d] - G_out[src], K_out[d] + K_out[src]
             a_dk, c_dk = G_dk[d] - G_dk[src], K_dk[d] + K_dk[src]
@@ -483,43 +513,28 @@ class HillClimber:
             rd = rack[d] if rack is not None else None
             check_rack = rd != rs
             dst_spread = spread and t_active[d]
-            for p in sample:
-                reps = replicas[p]
-                if d in reps:
+            for p, reps, racks, vin, vsz, o, src_new, lo, ol, row, up, src_over in items:
+                if d in reps or (check_rack and racks.count(rd) >= limit[p]):
                     continue
-                if check_rack:
-                    count = 0
-                    for b in reps:
-                        if rack[b] == rd:
-                            count += 1
-                    if count >= limit[p]:
-                        continue
                 evaluated += 1
-                vin, vsz = nw_in[p], size[p]
                 delta = vin * (a_in + vin * c_in) + vsz * (a_dk + vsz * c_dk) + one_replica
-                o = orig[p]
-                dm = (d not in o) - (src not in o)
+                dm = (d not in o) - src_new
                 if dm:
                     delta += dm * (vsz * w_byte + w_move)
-                if leader[p] == src:
-                    lo = lead_out[p]
-                    ol = orig_leader[p]
+                if lo is not None:
                     delta += lo * (a_out + lo * c_out) + one_leader + ((d != ol) - (src != ol)) * w_lead
                     if banded:
                         delta += self._banded_delta(src, d, (vin, lo, vsz, 1, 1))
-                    if peak and (count_crosses or lead_crosses or vin > off_in or vin > on_in or vsz > off_dk or vsz > on_dk
-                                 or lo > off_out or lo > on_out):
+                    if vin > fits_in or vsz > fits_dk or lo > fits_out:
                         delta += self._peak_fix(src, d, (vin, lo, vsz, 1, 1))
                 else:
                     if banded:
                         delta += self._banded_delta(src, d, (vin, 0.0, vsz, 1, 0))
-                    if peak and (count_crosses or vin > off_in or vin > on_in or vsz > off_dk or vsz > on_dk):
+                    if vin > fits_in or vsz > fits_dk:
                         delta += self._peak_fix(src, d, (vin, 0.0, vsz, 1, 0))
                 if spread:
                     # TopicSpreadGoal's delta, inlined: excess above the topic's share on d and src.
-                    t = p_topic[p]
-                    row, up = t_count[t], t_upper[t]
-                    delta += w_topic * ((dst_spread and row[d] >= up) - (src_spread and row[src] > up))
+                    delta += w_topic * ((dst_spread and row[d] >= up) - src_over)
                 if custom:
                     delta += self._custom_delta(state.move(p, src, d))
                 if delta < threshold:
@@ -602,6 +617,20 @@ class HillClimber:
             return None
         return state.move(p, src, dst)
 
+    def _rescore(self, kind, p, src, dst):
+        """The fused delta of candidate (kind, p, src -> dst) on the current state."""
+        found = []
+        evaluated = self.evaluated
+        if kind == LEADER:
+            self._leader_moves(src, [p], found, threshold=INF)
+        else:
+            self._replica_moves(src, [dst], [p], found, threshold=INF)
+        self.evaluated = evaluated  # not a new candidate: the stall window counts those
+        for delta, dummy, q, d in found:
+            if d == dst:
+                return delta
+        return INF
+
     def _accept_batch(self, src, found):
         """Accept, best first, every candidate that is still valid, admissible and improving.
 
@@ -619,7 +648,7 @@ class HillClimber:
             if action is None or not self._admissible(action):
                 continue
             if index:
-                delta = self.delta(action)
+                delta = self._rescore(kind, p, src, dst)
                 if delta >= min(-self.min_gain, keep * found[index][0]):
                     continue
             if self.verify:

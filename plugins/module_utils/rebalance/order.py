@@ -26,35 +26,21 @@ TOLERANCE = 1e-9
 
 
 def change_effect(model, p, new_replicas, new_leader):
-    """{broker: [amount per resource]} that executing partition p's change adds (negative: removes)."""
+    """[(resource, broker, amount)]: the non-zero load that executing partition p's change adds to a
+    broker (negative: removes).  No (resource, broker) pair appears twice."""
     old, old_leader = model.replicas[p], model.leader[p]
     rate, size = model.nw_in[p], model.size[p]
-    effect = {}
-
-    def add(b, r, amount):
-        row = effect.get(b)
-        if row is None:
-            row = effect[b] = [0.0] * len(RESOURCES)
-        row[r] += amount
-
-    kept = set(old) & set(new_replicas)
+    terms = []
     for b in old:
-        if b not in kept:
-            add(b, 0, -rate)
-            add(b, 2, -size)
-            add(b, 3, -1)
+        if b not in new_replicas:
+            terms.extend(((0, b, -rate), (2, b, -size), (3, b, -1)))
     for b in new_replicas:
-        if b not in kept:
-            add(b, 0, rate)
-            add(b, 2, size)
-            add(b, 3, 1)
+        if b not in old:
+            terms.extend(((0, b, rate), (2, b, size), (3, b, 1)))
     if new_leader != old_leader:
         out = leader_nw_out(rate, model.nw_out[p], len(old))
-        add(old_leader, 1, -out)
-        add(old_leader, 4, -1)
-        add(new_leader, 1, out)
-        add(new_leader, 4, 1)
-    return effect
+        terms.extend(((1, old_leader, -out), (4, old_leader, -1), (1, new_leader, out), (4, new_leader, 1)))
+    return [term for term in terms if term[2]]
 
 
 def execution_order(model, replicas, leader, changed):
@@ -68,11 +54,11 @@ def execution_order(model, replicas, leader, changed):
     # Balance is measured against the mean of the brokers kept; a drained broker's target is 0.
     target = [[0.0 if b in model.drained else mean[r] for b in range(n)] for r in range(n_res)]
     scale = [1.0 / (m * m) for m in mean]
-    # Each change as its non-zero (resource, broker, amount) terms: the loops below run per term.
-    effects = {}
-    for p in changed:
-        effects[p] = [(r, b, a) for b, row in change_effect(model, p, replicas[p], leader[p]).items() for r, a in enumerate(row) if a]
+    # Each change as its (resource, broker, amount) terms: the loops below run per term.
+    effects = {p: change_effect(model, p, replicas[p], leader[p]) for p in changed}
     load = [list(row) for row in start]
+    # The fit test of a pass reads only what a change adds, with the rows looked up once.
+    adds = {p: [(load[r], bound[r], b, a) for r, b, a in terms if a > 0] for p, terms in effects.items()}
 
     def relief(p):
         # Load taken off brokers above their final load, in units of each resource's mean.
@@ -98,15 +84,19 @@ def execution_order(model, replicas, leader, changed):
         # One pass, in order of relief: take every change that fits.
         waiting = []
         for p in pending:
-            if overshoot(p):
-                waiting.append(p)
-                continue
-            for r, b, a in effects[p]:
-                load[r][b] += a
-            order.append(p)
+            for row, limit, b, a in adds[p]:
+                if row[b] + a > limit[b]:
+                    waiting.append(p)
+                    break
+            else:
+                for r, b, a in effects[p]:
+                    load[r][b] += a
+                order.append(p)
         if len(waiting) == len(pending):
             # Nothing fits (a cycle of full brokers trading replicas): the smallest overshoot goes next.
-            forced = min(waiting, key=lambda p: (overshoot(p), imbalance_change(p), p))
+            worst = [overshoot(p) for p in waiting]
+            least = min(worst)
+            forced = min((p for p, over in zip(waiting, worst) if over == least), key=lambda p: (imbalance_change(p), p))
             for r, b, a in effects[forced]:
                 load[r][b] += a
             order.append(forced)
