@@ -403,15 +403,28 @@ def test_step_runner_transforms_and_dead_letters(lab, names, gateway, function, 
     assert runner.find("step")[0]["concurrency"] == concurrency
 
 
+def reverse_with_no_replica(gateway, function):
+    """The lab function reverse at 0 replicas, pinned to a region without nodes: no replica can start until the
+    constraint is lifted (deploy it again without constraints)."""
+    fn = function("reverse")
+    gateway.scale(fn, 0)
+    gateway.wait_available(fn, lambda n: n == 0, 60)
+    gateway.deploy(fn, "reverse", constraints=["topology.kubernetes.io/region=nowhere"], method="PUT")
+    return fn
+
+
+def assert_reversed_once(records, count):
+    """Each of the sequence numbers 0..count-1, reversed by the function, exactly once."""
+    assert sorted(int(v[::-1]) for k, v in records) == list(range(count))
+    assert collections.Counter(v for k, v in records).most_common(1)[0][1] == 1
+
+
 def test_step_runner_waits_for_a_replica_without_burning_retries(lab, names, gateway, function, step):
     """No replica can start (the function is pinned to a region without nodes): the gateway's own scale from zero
     cannot help, the invocation times out, and the runner waits, spending no retry and dead-lettering nothing, until
     a replica is available (the constraint lifted); then it does every record."""
     count = 100
-    fn = function("reverse")
-    gateway.scale(fn, 0)
-    gateway.wait_available(fn, lambda n: n == 0, 60)
-    gateway.deploy(fn, "reverse", constraints=["topology.kubernetes.io/region=nowhere"], method="PUT")
+    fn = reverse_with_no_replica(gateway, function)
     lab.produce_sequence(names["input"], count)
     runner = step("step-w", **gateway.step_env(fn, STREAMOPS_DLQ_TOPIC=names["output"] + "-none", STREAMOPS_STEP_RETRIES=1,
                                                STREAMOPS_STEP_TIMEOUT_MS=2000))
@@ -427,9 +440,7 @@ def test_step_runner_waits_for_a_replica_without_burning_retries(lab, names, gat
     assert runner.wait_exit(10) == 0, runner.stderr()
     assert available["waited_s"] >= 3.0
     assert not runner.find("dead-lettered") and not runner.find("invoke-failed"), runner.events
-    records = lab.read_all(names["output"])
-    assert sorted(int(v[::-1]) for k, v in records) == list(range(count))
-    assert collections.Counter(v for k, v in records).most_common(1)[0][1] == 1
+    assert_reversed_once(lab.read_all(names["output"]), count)
     print("\nthe runner waited %.1fs for a replica (available %.1fs after the constraint was lifted), no retry spent"
           % (available["waited_s"], available["ts"] - lifted_wall))
 
@@ -439,10 +450,7 @@ def test_a_long_wait_keeps_the_runner_in_its_group(lab, names, gateway, function
     gives its records back every STREAMOPS_STEP_WAIT_HOLD_MS (Later) and polls, so it is never dropped from the group
     (librdkafka would report the poll interval exceeded); once a replica is there, every record once."""
     count = 50
-    fn = function("reverse")
-    gateway.scale(fn, 0)
-    gateway.wait_available(fn, lambda n: n == 0, 60)
-    gateway.deploy(fn, "reverse", constraints=["topology.kubernetes.io/region=nowhere"], method="PUT")
+    fn = reverse_with_no_replica(gateway, function)
     lab.produce_sequence(names["input"], count)
     runner = step("step-hold", **gateway.step_env(fn, STREAMOPS_STEP_RETRIES=5, STREAMOPS_STEP_TIMEOUT_MS=1000, STREAMOPS_STEP_WAIT_HOLD_MS=1500,
                                                   KAFKA_CONF_MAX_POLL_INTERVAL_MS=6000, KAFKA_CONF_SESSION_TIMEOUT_MS=6000))
@@ -458,9 +466,7 @@ def test_a_long_wait_keeps_the_runner_in_its_group(lab, names, gateway, function
     dropped = [e for e in runner.find("consumer-error") + runner.find("lost") if "poll" in json.dumps(e).lower() or e["event"] == "lost"]
     assert not dropped, dropped
     assert not runner.find("dead-lettered"), runner.events
-    records = lab.read_all(names["output"])
-    assert sorted(int(v[::-1]) for k, v in records) == list(range(count))
-    assert collections.Counter(v for k, v in records).most_common(1)[0][1] == 1
+    assert_reversed_once(lab.read_all(names["output"]), count)
 
 
 def test_scaler_reads_the_lag_as_the_runners_see_it(lab, names, tmp_path):

@@ -10,13 +10,12 @@ from __future__ import annotations
 import time
 import uuid
 
+import confluent_kafka
+import kubernetes
 import pytest
+from confluent_kafka.admin import AdminClient, NewTopic
 
 from conftest import run_module
-
-kubernetes = pytest.importorskip("kubernetes")
-confluent_kafka = pytest.importorskip("confluent_kafka")
-from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402  (after the importorskip)
 
 pytestmark = pytest.mark.timeout(600)
 LABEL = "topology.kubernetes.io/region"

@@ -22,8 +22,8 @@ GET /system/function/<name> until one is available, and while the gateway does n
 it does. Before any wait it commits what it has done, so no transaction stays open; SIGTERM ends a wait at once,
 giving the record back uncommitted. A wait longer than STREAMOPS_STEP_WAIT_HOLD_MS (default 60 s) gives the records
 back to the helper (Later), which polls and reads them again: the consumer keeps its place in the group, which drops
-a member that does not poll for max.poll.interval.ms (5 minutes by default). Credentials refused (401/403) or a function the gateway does not know (404)
-stop the runner (exit 1): retrying cannot help.
+a member that does not poll for max.poll.interval.ms (5 minutes by default). Credentials refused (401/403) or a
+function the gateway does not know (404) stop the runner (exit 1): retrying cannot help.
 
 Exit codes as the helper's: 0 after SIGTERM/SIGINT, 1 fatal, 2 bad settings.
 """
@@ -111,10 +111,9 @@ class StepRunner:
             self._pool = None
         self.events = self.helper.events
         # A long wait gives the records back (Later) at this time, for the whole batch at once: the first record to
-        # give up sets the event, and the batch's others give up without invoking.
+        # give up says why, and the batch's others give up without invoking.
         self._hold_until = 0.0
-        self._giving_back = threading.Event()
-        self._given_back_why = ""
+        self._given_back_why = None
         self._count_lock = threading.Lock()
         self.invoked = 0
         self.dead_lettered = 0
@@ -158,7 +157,7 @@ class StepRunner:
         if self._pool is None:
             self._hold(time.monotonic())  # one record at a time: its own hold
         while True:
-            if self._giving_back.is_set():
+            if self._given_back_why is not None:
                 raise Later(self._given_back_why)
             try:
                 answer = self.gateway.invoke(self.step.function, msg.value(), timeout=timeout)
@@ -205,7 +204,7 @@ class StepRunner:
 
     def _hold(self, now):
         self._hold_until = now + self.step.wait_hold_ms / 1000.0
-        self._giving_back.clear()
+        self._given_back_why = None
 
     def _wait_if_unavailable(self, error):
         """True after waiting for the gateway or a replica to come back; False when the function itself failed."""
@@ -239,7 +238,6 @@ class StepRunner:
             if now >= self._hold_until:
                 self._given_back_why = ("waited %.0fs for %s (%s): the records go back so that the consumer polls and keeps its "
                                         "partitions" % (now - started, self.step.function, reason))
-                self._giving_back.set()
                 raise Later(self._given_back_why)
             if waited_for != reason or now - logged >= WAIT_LOG_SECONDS:
                 if waited_for is None:
