@@ -47,7 +47,8 @@ class Constraints:
             index = {name: i for i, name in enumerate(names)}
             self.rack = [index.get(model.racks[b], -1 - b) for b in range(n)]
             self.n_racks = len(names)
-        self.rack_limit = [self.limit_for(len(reps)) for reps in model.replicas]
+        by_factor = {rf: self.limit_for(rf) for rf in set(map(len, model.replicas))}
+        self.rack_limit = list(map(by_factor.__getitem__, map(len, model.replicas)))
         # (resource index, per-broker limit) for each resource some broker has a capacity for.
         self.capacity = []
         for resource in CAPACITY_RESOURCES:
@@ -73,7 +74,8 @@ class Constraints:
             raise ModelError("Every broker is being drained; at least one must remain.")
         drained_ids = sorted(model.broker_ids[b] for b in model.drained)
         drained_note = " once brokers %s are drained" % drained_ids if drained_ids else ""
-        widest = max(range(model.n_partitions), key=lambda p: len(model.replicas[p]), default=None)
+        factors = list(map(len, model.replicas))
+        widest = factors.index(max(factors)) if factors else None
         if widest is not None and len(model.replicas[widest]) > len(active):
             raise ModelError("Partition %s has replication factor %d but only %d brokers are available%s." % (
                 model.name(widest), len(model.replicas[widest]), len(active), drained_note))
@@ -158,8 +160,11 @@ class Constraints:
         """How many replicas of p sit on racks beyond the limit (0 when rack-aware)."""
         if self.rack is None:
             return 0
+        reps = self.state.replicas[p]
+        if len({self.rack[b] for b in reps}) == len(reps):
+            return 0  # every replica on a rack of its own (nearly every partition): no excess
         counts = {}
-        for b in self.state.replicas[p]:
+        for b in reps:
             counts[self.rack[b]] = counts.get(self.rack[b], 0) + 1
         limit = self.rack_limit[p]
         return sum(c - limit for c in counts.values() if c > limit)
@@ -178,22 +183,22 @@ class Constraints:
         """Every broken hard constraint, one sentence each (empty when the state is valid)."""
         state, model = self.state, self.model
         out = []
+        name = model.name  # formatted only for a partition that breaks something (millions do not)
         for p, reps in enumerate(state.replicas):
-            name = model.name(p)
             if len(reps) != len(model.replicas[p]):
-                out.append("Partition %s has %d replicas instead of %d." % (name, len(reps), len(model.replicas[p])))
+                out.append("Partition %s has %d replicas instead of %d." % (name(p), len(reps), len(model.replicas[p])))
             if len(set(reps)) != len(reps):
-                out.append("Partition %s has two replicas on one broker." % name)
+                out.append("Partition %s has two replicas on one broker." % name(p))
             if state.leader[p] not in reps:
-                out.append("Partition %s is led by a broker without a replica." % name)
+                out.append("Partition %s is led by a broker without a replica." % name(p))
             for b in reps:
                 if self.drained[b]:
-                    out.append("Partition %s still has a replica on drained broker %d." % (name, model.broker_ids[b]))
+                    out.append("Partition %s still has a replica on drained broker %d." % (name(p), model.broker_ids[b]))
             if not state.movable[p]:
                 if list(reps) != list(model.replicas[p]) or state.leader[p] != model.leader[p]:
-                    out.append("Partition %s of an excluded topic was changed." % name)
+                    out.append("Partition %s of an excluded topic was changed." % name(p))
             elif self.rack_excess(p):
-                out.append("Partition %s has more replicas on one rack than rack awareness allows." % name)
+                out.append("Partition %s has more replicas on one rack than rack awareness allows." % name(p))
         for r, b, value, limit in self.capacity_excess():
             out.append("Broker %d carries %s %s, above its limit %s (%g%% of capacity)." % (
                 model.broker_ids[b], RESOURCES[r], _fmt(value), _fmt(limit), self.threshold * 100))

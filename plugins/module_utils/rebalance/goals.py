@@ -24,6 +24,7 @@ Writing a goal (docs/rebalance.md has a complete example)::
 from __future__ import annotations
 
 import importlib
+import itertools
 import math
 
 from ansible_collections.streamops.day2.plugins.module_utils.rebalance.loads import LEADER, MOVE, SWAP  # noqa: F401 (re-exported for custom goals)
@@ -277,12 +278,23 @@ class TopicSpreadGoal(Goal):
         total = sum(per_topic)
         self.scale = 1.0 / total if total else 0.0
         self.p_topic = model.p_topic
+        # The topics that have (or had) more than their share on some broker, found from the
+        # replicas: cost() reads only their rows (topics x brokers is tens of millions of counts at
+        # the largest), and applied() adds a topic that goes above its share.
+        count, upper = self.count, self.upper
+        self.crowded = {t for t, reps in zip(model.p_topic, state.replicas) for b in reps if count[t][b] > upper[t]}
 
     def cost(self):
         active, total = self.active, 0
-        for row, up in zip(self.count, self.upper):
-            if max(row) > up:  # most rows have no excess: skip them at C speed
-                total += sum(x - up for x, on in zip(row, active) if on and x > up)
+        every = len(self.state.active) == len(active)
+        for t in self.crowded:
+            row, up = self.count[t], self.upper[t]
+            if not every:
+                row = list(itertools.compress(row, active))
+            top = max(row)
+            # The excess, counted per value above the share (few values, each counted at C speed);
+            # nothing for a row that has shed its excess since.
+            total += sum(row.count(x) * (x - up) for x in range(up + 1, top + 1))
         return self.scale * total
 
     def _one(self, t, s, d):
@@ -305,13 +317,19 @@ class TopicSpreadGoal(Goal):
     def applied(self, action):
         if action.kind == LEADER:
             return
-        row = self.count[self.p_topic[action.p]]
+        t = self.p_topic[action.p]
+        row = self.count[t]
         row[action.src] -= 1
         row[action.dst] += 1
+        if row[action.dst] > self.upper[t]:
+            self.crowded.add(t)
         if action.kind == SWAP:
-            row = self.count[self.p_topic[action.q]]
+            t = self.p_topic[action.q]
+            row = self.count[t]
             row[action.dst] -= 1
             row[action.src] += 1
+            if row[action.src] > self.upper[t]:
+                self.crowded.add(t)
 
 
 class MovementGoal(Goal):

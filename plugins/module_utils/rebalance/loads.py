@@ -14,6 +14,10 @@ the five amounts it transfers (``v``), computed once; goals read them instead of
 
 from __future__ import annotations
 
+import collections
+import itertools
+import operator
+
 MOVE, LEADER, SWAP = 0, 1, 2
 KIND_NAMES = ("move", "leader", "swap")
 
@@ -28,17 +32,16 @@ def broker_loads(model, replicas=None, leader=None):
     replicas = model.replicas if replicas is None else replicas
     leader = model.leader if leader is None else leader
     n = model.n_brokers
-    nw_in, nw_out, disk, count, leads = [0.0] * n, [0.0] * n, [0.0] * n, [0] * n, [0] * n
-    for p, reps in enumerate(replicas):
-        rate, size = model.nw_in[p], model.size[p]
+    nw_in, nw_out, disk = [0.0] * n, [0.0] * n, [0.0] * n
+    # The sums in partition order (the planner's results depend on every last bit); the counts in C.
+    for reps, lead, rate, size, out in zip(replicas, leader, model.nw_in, model.size, model.nw_out):
         for b in reps:
             nw_in[b] += rate
             disk[b] += size
-            count[b] += 1
-        lead = leader[p]
-        nw_out[lead] += leader_nw_out(rate, model.nw_out[p], len(reps))
-        leads[lead] += 1
-    return [nw_in, nw_out, disk, count, leads]
+        nw_out[lead] += leader_nw_out(rate, out, len(reps))
+    count = collections.Counter(itertools.chain.from_iterable(replicas))
+    leads = collections.Counter(leader)
+    return [nw_in, nw_out, disk, [count[b] for b in range(n)], [leads[b] for b in range(n)]]
 
 
 class Action:
@@ -83,22 +86,23 @@ class ClusterState:
         self.model = model
         n = model.n_brokers
         self.active = [b for b in range(n) if b not in model.drained]
-        self.replicas = [list(r) for r in model.replicas]
+        self.replicas = list(map(list, model.replicas))
         self.leader = list(model.leader)
-        self.orig_replicas = [tuple(r) for r in model.replicas]
+        self.orig_replicas = list(map(tuple, model.replicas))
         self.orig_leader = list(model.leader)
-        self.lead_out = [leader_nw_out(model.nw_in[p], model.nw_out[p], len(r)) for p, r in enumerate(model.replicas)]
+        self.lead_out = list(map(leader_nw_out, model.nw_in, model.nw_out, map(len, model.replicas)))
         self.load = broker_loads(model, self.replicas, self.leader)
         self.movable = [True] * model.n_partitions if movable is None else list(movable)
         self.hosted = [[] for b in range(n)]
-        self.hosted_pos = [{} for b in range(n)]
         self.led = [[] for b in range(n)]
-        self.led_pos = [{} for b in range(n)]
-        for p, reps in enumerate(self.replicas):
-            if self.movable[p]:
+        hosted, led, leader = self.hosted, self.led, self.leader
+        for p, (reps, can_move) in enumerate(zip(self.replicas, self.movable)):
+            if can_move:
                 for b in reps:
-                    self._add(self.hosted, self.hosted_pos, b, p)
-                self._add(self.led, self.led_pos, self.leader[p], p)
+                    hosted[b].append(p)
+                led[leader[p]].append(p)
+        self.hosted_pos = [dict(zip(items, itertools.count())) for items in hosted]
+        self.led_pos = [dict(zip(items, itertools.count())) for items in led]
         self.replica_moves = 0
         self.bytes_moved = 0.0
         self.leader_changes = 0
@@ -190,13 +194,15 @@ class ClusterState:
         per state: three goals' costs read it)."""
         if self._recounted[0] == self.applied:
             return self._recounted[1]
-        size = self.model.size
+        size, orig_replicas = self.model.size, self.orig_replicas
         moves, moved = 0, 0.0
-        for p, reps in enumerate(self.replicas):
-            orig = self.orig_replicas[p]
-            new = sum(1 for b in reps if b not in orig)
+        # Only the partitions whose replica list differs (found in C) can add anything.
+        differs = map(operator.ne, map(tuple, self.replicas), orig_replicas)
+        for p in itertools.compress(range(len(orig_replicas)), differs):
+            orig = orig_replicas[p]
+            new = sum(1 for b in self.replicas[p] if b not in orig)
             moves += new
             moved += new * size[p]
-        changes = sum(1 for p, lead in enumerate(self.leader) if lead != self.orig_leader[p])
+        changes = sum(map(operator.ne, self.leader, self.orig_leader))
         self._recounted = (self.applied, (moves, moved, changes))
         return moves, moved, changes

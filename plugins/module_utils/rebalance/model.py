@@ -17,6 +17,7 @@ NW_IN, NW_OUT, DISK, REPLICAS, LEADERS = range(5)
 # Resources a broker can declare a capacity for (counts have no capacity).
 CAPACITY_RESOURCES = ("nw_in", "nw_out", "disk")
 PARTITION_LOADS = ("size", "nw_in", "nw_out")
+_PARTITION_KEYS = frozenset(("topic", "partition", "replicas", "leader") + PARTITION_LOADS)
 
 
 class ModelError(ValueError):
@@ -160,7 +161,11 @@ class ClusterModel:
             raise ModelError("Broker %d has no rack while other brokers have one; give every broker a rack, or none." % missing)
 
     def _add_partitions(self, partitions):
+        # Millions of partitions at the largest: the common case is checked inline, and a partition's
+        # name (for the messages) is formatted only when something is wrong with it.
         seen = set()
+        index = self.broker_index
+        n_brokers = len(self.broker_ids)
         for i, part in enumerate(partitions):
             if not isinstance(part, dict):
                 raise ModelError("partitions[%d] must be a mapping." % i)
@@ -170,41 +175,49 @@ class ClusterModel:
             number = part.get("partition")
             if isinstance(number, bool) or not isinstance(number, int) or number < 0:
                 raise ModelError("partitions[%d] (topic %s) needs a 'partition' number >= 0, got %r." % (i, topic, number))
-            name = partition_name(topic, number)
-            if (topic, number) in seen:
-                raise ModelError("Partition %s is listed twice in the cluster model." % name)
-            seen.add((topic, number))
-            unknown = sorted(set(part) - {"topic", "partition", "replicas", "leader", "size", "nw_in", "nw_out"})
-            if unknown:
-                raise ModelError("Partition %s has unknown key %r (known: replicas, leader, size, nw_in, nw_out)." % (name, unknown[0]))
+            key = (topic, number)
+            if key in seen:
+                raise ModelError("Partition %s is listed twice in the cluster model." % partition_name(topic, number))
+            seen.add(key)
+            if not _PARTITION_KEYS.issuperset(part):
+                unknown = sorted(set(part) - _PARTITION_KEYS)
+                raise ModelError("Partition %s has unknown key %r (known: replicas, leader, size, nw_in, nw_out)." % (
+                    partition_name(topic, number), unknown[0]))
             replicas = part.get("replicas")
             if not isinstance(replicas, list) or not replicas:
-                raise ModelError("Partition %s needs a non-empty list 'replicas'." % name)
+                raise ModelError("Partition %s needs a non-empty list 'replicas'." % partition_name(topic, number))
             indexed = []
             for value in replicas:
-                bid = _broker_id(value, "Partition %s replica" % name)
-                if bid not in self.broker_index:
-                    raise ModelError("Partition %s has a replica on broker %d, which is not in the cluster model." % (name, bid))
-                b = self.broker_index[bid]
+                b = index.get(value) if type(value) is int else None
+                if b is None:
+                    name = partition_name(topic, number)
+                    bid = _broker_id(value, "Partition %s replica" % name)
+                    if bid not in index:
+                        raise ModelError("Partition %s has a replica on broker %d, which is not in the cluster model." % (name, bid))
+                    b = index[bid]
                 if b in indexed:
-                    raise ModelError("Partition %s lists broker %d twice in its replicas." % (name, bid))
+                    raise ModelError("Partition %s lists broker %d twice in its replicas." % (partition_name(topic, number), self.broker_ids[b]))
                 indexed.append(b)
-            if len(indexed) > len(self.broker_ids):
-                raise ModelError("Partition %s has %d replicas but the cluster has only %d brokers." % (name, len(indexed), len(self.broker_ids)))
+            if len(indexed) > n_brokers:
+                raise ModelError("Partition %s has %d replicas but the cluster has only %d brokers." % (
+                    partition_name(topic, number), len(indexed), n_brokers))
             leader = part.get("leader")
             if leader is None:
                 lead = indexed[0]
             else:
-                bid = _broker_id(leader, "Partition %s leader" % name)
-                if bid not in self.broker_index or self.broker_index[bid] not in indexed:
-                    raise ModelError("Partition %s has leader %d, which is not one of its replicas %s." % (name, bid, replicas))
-                lead = self.broker_index[bid]
-            loads = []
-            for key in PARTITION_LOADS:
-                if key not in part or part[key] is None:
-                    raise ModelError("Partition %s has no '%s' (bytes%s); every partition needs size, nw_in and nw_out." % (
-                        name, key, "" if key == "size" else "/s"))
-                loads.append(float(_number(part[key], "Partition %s %s" % (name, key))))
+                lead = index.get(leader) if type(leader) is int else None
+                if lead is None or lead not in indexed:
+                    bid = _broker_id(leader, "Partition %s leader" % partition_name(topic, number))
+                    if bid not in index or index[bid] not in indexed:
+                        raise ModelError("Partition %s has leader %d, which is not one of its replicas %s." % (
+                            partition_name(topic, number), bid, replicas))
+                    lead = index[bid]
+            size, nw_in, nw_out = part.get("size"), part.get("nw_in"), part.get("nw_out")
+            loads = (size, nw_in, nw_out)
+            for value in loads:
+                if not ((type(value) is float or type(value) is int) and 0 <= value < math.inf):
+                    loads = self._partition_loads(part, partition_name(topic, number))
+                    break
             t = self.topic_index.get(topic)
             if t is None:
                 t = self.topic_index[topic] = len(self.topics)
@@ -213,9 +226,20 @@ class ClusterModel:
             self.p_number.append(number)
             self.replicas.append(indexed)
             self.leader.append(lead)
-            self.size.append(loads[0])
-            self.nw_in.append(loads[1])
-            self.nw_out.append(loads[2])
+            self.size.append(float(loads[0]))
+            self.nw_in.append(float(loads[1]))
+            self.nw_out.append(float(loads[2]))
+
+    @staticmethod
+    def _partition_loads(part, name):
+        """(size, nw_in, nw_out) of a partition the fast check did not pass: checked one by one."""
+        loads = []
+        for key in PARTITION_LOADS:
+            if key not in part or part[key] is None:
+                raise ModelError("Partition %s has no '%s' (bytes%s); every partition needs size, nw_in and nw_out." % (
+                    name, key, "" if key == "size" else "/s"))
+            loads.append(float(_number(part[key], "Partition %s %s" % (name, key))))
+        return loads
 
     def to_dict(self, replicas=None, leader=None):
         """The model as a dict again (docs/rebalance.md), optionally with another assignment."""

@@ -30,6 +30,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
+import operator
 import random
 import time
 
@@ -42,6 +43,7 @@ from ansible_collections.streamops.day2.plugins.module_utils.rebalance.model imp
 # Smallest cost decrease that guards against float noise cycles.
 EPSILON = 1e-13
 INF = float("inf")
+_score = operator.itemgetter(0)
 
 
 class Budget:
@@ -192,30 +194,34 @@ class HillClimber:
             self.K_peak = [[self.w_peak * k for k in ks] for ks in self.peak.ks]
             self.peak_cap = self.peak.caps
         self.resources = [r for r in range(len(RESOURCES)) if self.dev_weight[r] > 0 and any(self.T[r])]
+        # What _refresh reads and writes, per resource (these lists are updated in place, never replaced).
+        peak = self.peak is not None
+        self._rows = [(self.state.load[r], self.K_balance[r], self.T[r], self.K[r], self.G[r], self.dev[r], self.dev_weight[r],
+                       self.peak_cap[r] if peak else None, self.K_peak[r] if peak else None, self.cross_off[r], self.cross_on[r])
+                      for r in range(len(RESOURCES))]
         for b in range(n):
             self._refresh(b)
 
     def _refresh(self, b):
         """Broker b's factors (K, G, ceiling thresholds, deviations, pressure) from its loads now."""
-        peak = self.peak is not None
         pressure = 0.0
-        for r, load in enumerate(self.state.load):
-            x, kb, target = load[b], self.K_balance[r][b], self.T[r][b]
+        for load, k_balance, targets, K, G, devs, weight, caps, k_peak, cross_off, cross_on in self._rows:
+            x, kb, target = load[b], k_balance[b], targets[b]
             k, g = kb, 2.0 * kb * (x - target)
-            if peak:
-                over = x - self.peak_cap[r][b]
+            if caps is not None:
+                over = x - caps[b]
                 if over > 0:
-                    kp = self.K_peak[r][b]
+                    kp = k_peak[b]
                     k += kp
                     g += 2.0 * kp * over
-                    self.cross_off[r][b], self.cross_on[r][b] = over, INF
+                    cross_off[b], cross_on[b] = over, INF
                 else:
-                    self.cross_off[r][b], self.cross_on[r][b] = INF, -over
-            self.K[r][b] = k
-            self.G[r][b] = g
+                    cross_off[b], cross_on[b] = INF, -over
+            K[b] = k
+            G[b] = g
             dev = (x - target) / target if target else 0.0
-            self.dev[r][b] = dev
-            pressure += self.dev_weight[r] * dev
+            devs[b] = dev
+            pressure += weight * dev
         self.pressure[b] = pressure
 
     def _peak_fix(self, src, dst, amounts):
@@ -327,7 +333,9 @@ class HillClimber:
                 self._relocate(p, b, "it is being drained")
         if constraints.rack is not None:
             rack, limit = constraints.rack, constraints.rack_limit
-            for p in range(model.n_partitions):
+            # Only a partition with two replicas on one rack can be above its limit (one quick sweep).
+            shared = [p for p, reps in enumerate(state.replicas) if len({rack[b] for b in reps}) < len(reps)]
+            for p in shared:
                 while state.movable[p] and constraints.rack_excess(p):
                     counts = {}
                     for b in state.replicas[p]:
@@ -366,14 +374,21 @@ class HillClimber:
         out = []
         # Over all brokers, not just the active ones: a drained broker has no target, so its
         # deviation is 0 and never qualifies (and the first maximum is then an active broker's).
+        if deep:
+            # Listed from the highest (r, b) down and sorted by score alone (a float key sorts much
+            # faster than tuples), stably: equal scores stay in (score, r, b) descending order.
+            for r in reversed(self.resources):
+                dev, weight = self.dev[r], self.dev_weight[r]
+                ranked = [(weight * x, r, b) for b, x in enumerate(dev) if x > 0]
+                ranked.reverse()
+                out.extend(ranked)
+            out.sort(key=_score, reverse=True)
+            return out
         for r in self.resources:
-            dev, weight = self.dev[r], self.dev_weight[r]
-            if deep:
-                out.extend((weight * x, r, b) for b, x in enumerate(dev) if x > 0)
-            else:
-                top = max(dev)
-                if top > 0:
-                    out.append((weight * top, r, dev.index(top)))
+            dev = self.dev[r]
+            top = max(dev)
+            if top > 0:
+                out.append((self.dev_weight[r] * top, r, dev.index(top)))
         out.sort(reverse=True)
         return out
 
@@ -443,6 +458,8 @@ class HillClimber:
         off_out, off_ld = self.cross_off[1][src], self.cross_off[4][src]
         on_out, on_ld = self.cross_on[1], self.cross_on[4]
         threshold = -self.min_gain if threshold is None else threshold
+        g_out, k_out, g_ld, k_ld = G_out[src], K_out[src], G_ld[src], K_ld[src]
+        src_crosses = off_ld < 1  # src is less than one leader above its ceiling: shedding one crosses it
         evaluated = 0
         for p in sample:
             lo = lead_out[p]
@@ -451,12 +468,12 @@ class HillClimber:
                 if f == src or drained[f]:
                     continue
                 evaluated += 1
-                delta = (lo * (G_out[f] - G_out[src] + lo * (K_out[f] + K_out[src]))
-                         + G_ld[f] - G_ld[src] + K_ld[f] + K_ld[src]
+                delta = (lo * (G_out[f] - g_out + lo * (K_out[f] + k_out))
+                         + G_ld[f] - g_ld + K_ld[f] + k_ld
                          + ((f != ol) - (src != ol)) * w_lead)
                 if banded:
                     delta += self._banded_delta(src, f, (0.0, lo, 0.0, 0, 1))
-                if peak and (lo > off_out or lo > on_out[f] or off_ld < 1 or on_ld[f] < 1):
+                if peak and (src_crosses or lo > off_out or lo > on_out[f] or on_ld[f] < 1):
                     delta += self._peak_fix(src, f, (0.0, lo, 0.0, 0, 1))
                 if custom:
                     delta += self._custom_delta(state.leader_move(p, f))
@@ -481,21 +498,29 @@ class HillClimber:
         threshold = -self.min_gain if threshold is None else threshold
         rs = rack[src] if rack is not None else None
         off_in, off_out, off_dk, off_rp, off_ld = (row[src] for row in self.cross_off)
-        # What moving each sampled replica off src involves, looked up once for all destinations:
-        # its replicas (and their racks), amounts, original replicas, whether src is new to it,
-        # lead_out if src leads it (else None), original leader, topic row, topic share, and
+        # What moving each sampled replica off src involves, looked up once for all destinations,
+        # apart for the partitions src leads (their leadership goes along): the partition, its
+        # replicas, the racks it may not enter (those at its limit), amounts, original replicas,
+        # whether src is new to it, [lead_out and original leader,] topic row, topic share, and
         # whether src is above that share.
-        items = []
+        follows, leads = [], []
         for p in sample:
             reps, o = replicas[p], orig[p]
-            racks = [rack[b] for b in reps] if rack is not None else None
-            lo = lead_out[p] if leader[p] == src else None
+            if rack is None:
+                full = ()
+            else:
+                racks = [rack[b] for b in reps]
+                full = racks if limit[p] == 1 else [x for x in racks if racks.count(x) >= limit[p]]
             if spread:
                 t = p_topic[p]
                 row, up = t_count[t], t_upper[t]
-                items.append((p, reps, racks, nw_in[p], size[p], o, src not in o, lo, orig_leader[p], row, up, src_spread and row[src] > up))
+                over = src_spread and row[src] > up
             else:
-                items.append((p, reps, racks, nw_in[p], size[p], o, src not in o, lo, orig_leader[p], None, 0, False))
+                row, up, over = None, 0, False
+            if leader[p] == src:
+                leads.append((p, reps, full, nw_in[p], size[p], o, src not in o, lead_out[p], orig_leader[p], row, up, over))
+            else:
+                follows.append((p, reps, full, nw_in[p], size[p], o, src not in o, row, up, over))
         evaluated = 0
         for d in dsts:
             # Up to these amounts a move carries neither src nor d across a ceiling (so the peak goal
@@ -504,36 +529,52 @@ class HillClimber:
             on_in, on_out, on_dk, on_rp, on_ld = (row[d] for row in self.cross_on)
             fits_in = -1.0 if off_rp < 1 or on_rp < 1 else min(off_in, on_in)
             fits_dk = min(off_dk, on_dk)
-            fits_out = -1.0 if off_ld < 1 or on_ld < 1 else min(off_out, on_out)
             a_in, c_in = G_in[d] - G_in[src], K_in[d] + K_in[src]
-            a_out, c_out = G_out[d] - G_out[src], K_out[d] + K_out[src]
             a_dk, c_dk = G_dk[d] - G_dk[src], K_dk[d] + K_dk[src]
             one_replica = G_rp[d] - G_rp[src] + K_rp[d] + K_rp[src]
-            one_leader = G_ld[d] - G_ld[src] + K_ld[d] + K_ld[src]
             rd = rack[d] if rack is not None else None
             check_rack = rd != rs
             dst_spread = spread and t_active[d]
-            for p, reps, racks, vin, vsz, o, src_new, lo, ol, row, up, src_over in items:
-                if d in reps or (check_rack and racks.count(rd) >= limit[p]):
+            # Counted as all the pairs less those skipped (a skip is rare, a count per pair is not free).
+            evaluated += len(follows) + len(leads)
+            for p, reps, full, vin, vsz, o, src_new, row, up, src_over in follows:
+                if d in reps or (check_rack and rd in full):
+                    evaluated -= 1
                     continue
-                evaluated += 1
                 delta = vin * (a_in + vin * c_in) + vsz * (a_dk + vsz * c_dk) + one_replica
                 dm = (d not in o) - src_new
                 if dm:
                     delta += dm * (vsz * w_byte + w_move)
-                if lo is not None:
-                    delta += lo * (a_out + lo * c_out) + one_leader + ((d != ol) - (src != ol)) * w_lead
-                    if banded:
-                        delta += self._banded_delta(src, d, (vin, lo, vsz, 1, 1))
-                    if vin > fits_in or vsz > fits_dk or lo > fits_out:
-                        delta += self._peak_fix(src, d, (vin, lo, vsz, 1, 1))
-                else:
-                    if banded:
-                        delta += self._banded_delta(src, d, (vin, 0.0, vsz, 1, 0))
-                    if vin > fits_in or vsz > fits_dk:
-                        delta += self._peak_fix(src, d, (vin, 0.0, vsz, 1, 0))
+                if banded:
+                    delta += self._banded_delta(src, d, (vin, 0.0, vsz, 1, 0))
+                if vin > fits_in or vsz > fits_dk:
+                    delta += self._peak_fix(src, d, (vin, 0.0, vsz, 1, 0))
                 if spread:
                     # TopicSpreadGoal's delta, inlined: excess above the topic's share on d and src.
+                    delta += w_topic * ((dst_spread and row[d] >= up) - src_over)
+                if custom:
+                    delta += self._custom_delta(state.move(p, src, d))
+                if delta < threshold:
+                    found.append((delta, MOVE, p, d))
+            if not leads:
+                continue
+            fits_out = -1.0 if off_ld < 1 or on_ld < 1 else min(off_out, on_out)
+            a_out, c_out = G_out[d] - G_out[src], K_out[d] + K_out[src]
+            one_leader = G_ld[d] - G_ld[src] + K_ld[d] + K_ld[src]
+            for p, reps, full, vin, vsz, o, src_new, lo, ol, row, up, src_over in leads:
+                if d in reps or (check_rack and rd in full):
+                    evaluated -= 1
+                    continue
+                delta = vin * (a_in + vin * c_in) + vsz * (a_dk + vsz * c_dk) + one_replica
+                dm = (d not in o) - src_new
+                if dm:
+                    delta += dm * (vsz * w_byte + w_move)
+                delta += lo * (a_out + lo * c_out) + one_leader + ((d != ol) - (src != ol)) * w_lead
+                if banded:
+                    delta += self._banded_delta(src, d, (vin, lo, vsz, 1, 1))
+                if vin > fits_in or vsz > fits_dk or lo > fits_out:
+                    delta += self._peak_fix(src, d, (vin, lo, vsz, 1, 1))
+                if spread:
                     delta += w_topic * ((dst_spread and row[d] >= up) - src_over)
                 if custom:
                     delta += self._custom_delta(state.move(p, src, d))
@@ -606,16 +647,12 @@ class HillClimber:
         self._replica_moves(src, self._destinations(r, src), sample, found)
         return found
 
-    def _rebuild(self, kind, p, src, dst):
-        """The action (kind, p, src -> dst) on the current state, or None if it no longer applies."""
+    def _applies(self, kind, p, src, dst):
+        """Whether candidate (kind, p, src -> dst) still applies to the current state."""
         state = self.state
         if kind == LEADER:
-            if state.leader[p] != src or dst not in state.replicas[p]:
-                return None
-            return state.leader_move(p, dst)
-        if p not in state.hosted_pos[src] or dst in state.replicas[p]:
-            return None
-        return state.move(p, src, dst)
+            return state.leader[p] == src and dst in state.replicas[p]
+        return p in state.hosted_pos[src] and dst not in state.replicas[p]
 
     def _rescore(self, kind, p, src, dst):
         """The fused delta of candidate (kind, p, src -> dst) on the current state."""
@@ -641,16 +678,24 @@ class HillClimber:
         one near the optimum (careful where it matters).
         """
         found.sort()
+        state = self.state
         accepted = 0
         keep = self.settings.batch_keep
+        # Partitions an accepted action changed: only their candidates may no longer apply (most of
+        # the round's candidates are other destinations for a partition already moved).
+        touched = set()
         for index, (delta, kind, p, dst) in enumerate(found):
-            action = self._rebuild(kind, p, src, dst)
-            if action is None or not self._admissible(action):
+            if p in touched and not self._applies(kind, p, src, dst):
                 continue
             if index:
+                promised = delta
                 delta = self._rescore(kind, p, src, dst)
-                if delta >= min(-self.min_gain, keep * found[index][0]):
+                if delta >= min(-self.min_gain, keep * promised):
                     continue
+            action = state.leader_move(p, dst) if kind == LEADER else state.move(p, src, dst)
+            if not self._admissible(action):
+                continue
+            touched.add(p)
             if self.verify:
                 self._check(action)
             self.accept(action, delta)

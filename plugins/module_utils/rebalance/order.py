@@ -43,11 +43,12 @@ def change_effect(model, p, new_replicas, new_leader):
     return [term for term in terms if term[2]]
 
 
-def execution_order(model, replicas, leader, changed):
-    """The partitions of ``changed`` in a safe-to-stop order (see the module docstring)."""
+def execution_order(model, replicas, leader, changed, loads=None):
+    """The partitions of ``changed`` in a safe-to-stop order (see the module docstring).
+
+    loads: (start, final), the brokers' loads before and after the plan, if already computed."""
     n_res, n = len(RESOURCES), model.n_brokers
-    start = broker_loads(model)
-    final = broker_loads(model, replicas, leader)
+    start, final = loads or (broker_loads(model), broker_loads(model, replicas, leader))
     bound = [[max(start[r][b], final[r][b]) * (1 + TOLERANCE) + TOLERANCE for b in range(n)] for r in range(n_res)]
     kept = [b for b in range(n) if b not in model.drained]
     mean = [sum(final[r]) / float(len(kept)) or 1.0 for r in range(n_res)]
@@ -79,6 +80,20 @@ def execution_order(model, replicas, leader, changed):
         return sum(a * (2.0 * (load[r][b] - target[r][b]) + a) * scale[r] for r, b, a in effects[p])
 
     order = []
+    # The overshoot of every change still waiting, kept from one forced step to the next: only the
+    # changes adding to a broker whose load changed since (dirty) are recomputed.  Built at the first
+    # forced step, with `adding`: (resource, broker) -> the waiting changes that add to it.
+    worst, adding, dirty = None, {}, set()
+
+    def take(p):
+        for r, b, a in effects[p]:
+            load[r][b] += a
+        if worst is not None:
+            del worst[p]
+            for r, b, a in effects[p]:
+                dirty.update(adding.get((r, b), ()))
+        order.append(p)
+
     pending = sorted(changed, key=lambda p: (-relief(p), p))
     while pending:
         # One pass, in order of relief: take every change that fits.
@@ -89,17 +104,23 @@ def execution_order(model, replicas, leader, changed):
                     waiting.append(p)
                     break
             else:
-                for r, b, a in effects[p]:
-                    load[r][b] += a
-                order.append(p)
+                take(p)
         if len(waiting) == len(pending):
             # Nothing fits (a cycle of full brokers trading replicas): the smallest overshoot goes next.
-            worst = [overshoot(p) for p in waiting]
-            least = min(worst)
-            forced = min((p for p, over in zip(waiting, worst) if over == least), key=lambda p: (imbalance_change(p), p))
-            for r, b, a in effects[forced]:
-                load[r][b] += a
-            order.append(forced)
+            if worst is None:
+                worst = {p: overshoot(p) for p in waiting}
+                for p in waiting:
+                    for r, b, a in effects[p]:
+                        if a > 0:
+                            adding.setdefault((r, b), []).append(p)
+            else:
+                for p in dirty:
+                    if p in worst:
+                        worst[p] = overshoot(p)
+            dirty.clear()
+            least = min(worst.values())
+            forced = min((p for p, over in worst.items() if over == least), key=lambda p: (imbalance_change(p), p))
+            take(forced)
             waiting.remove(forced)
         pending = waiting
     return order

@@ -31,24 +31,30 @@ def final_replicas(replicas, leader):
     return [leader] + [b for b in replicas if b != leader]
 
 
-def reassignment(model, replicas, leader, movable=None):
+def reassignment(model, replicas, leader, movable=None, loads=None):
     """Kafka reassignment JSON for the partitions that change: their (leader-first) replica list,
     or only their leader (a partition led today by another replica than its first one, whose
     planned leader is that first replica, is listed unchanged: executing the plan elects it).
 
     The entries come in their safe-to-stop execution order (order.py): executed in that order, in
     batches, every batch leaves each broker at most as loaded as the larger of its load before and
-    after the plan.  Partitions not movable (excluded topics) are never listed."""
+    after the plan.  Partitions not movable (excluded topics) are never listed.  loads: the
+    brokers' loads (before, after) when the caller has them already."""
     ids = model.broker_ids
     changed = []
-    for p in range(model.n_partitions):
+    for p, old in enumerate(model.replicas):
         if movable is not None and not movable[p]:
             continue
-        new = final_replicas(replicas[p], leader[p])
-        if new != model.replicas[p] or leader[p] != model.leader[p]:
+        if leader[p] != model.leader[p]:
+            changed.append(p)
+        elif replicas[p] == old:
+            # Nothing moved (most partitions): listed only if its leader is to become the preferred one.
+            if old[0] != leader[p]:
+                changed.append(p)
+        elif final_replicas(replicas[p], leader[p]) != old:
             changed.append(p)
     out = []
-    for p in execution_order(model, replicas, leader, changed):
+    for p in execution_order(model, replicas, leader, changed, loads):
         out.append({"topic": model.topics[model.p_topic[p]], "partition": model.p_number[p],
                     "replicas": [ids[b] for b in final_replicas(replicas[p], leader[p])]})
     return {"version": 1, "partitions": out}
@@ -142,7 +148,7 @@ class Planner:
         after = broker_loads(model, state.replicas, state.leader)
         moves, moved, leader_changes = state.recount()
         costs_after = self.goal_costs()
-        plan = reassignment(model, state.replicas, state.leader, state.movable)
+        plan = reassignment(model, state.replicas, state.leader, state.movable, (before, after))
         summary = resource_summary(before, after, range(model.n_brokers), state.active)
         summary.update({
             "replica_moves": moves,
