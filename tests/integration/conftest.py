@@ -134,6 +134,7 @@ def run_module(name, args, check=False, diff=False, env=None):
     changes = env or {}
     env = {k: v for k, v in os.environ.items() if changes.get(k, "") is not None}
     env.update({k: v for k, v in changes.items() if v is not None}, PYTHONPATH=str(COLLECTIONS))
+    env.setdefault("PYTHONFAULTHANDLER", "1")  # a module killed by a signal leaves the Python stack of every thread on stderr
     started = time.monotonic()
     proc = subprocess.run([sys.executable, str(module)], input=json.dumps({"ANSIBLE_MODULE_ARGS": payload}),
                           capture_output=True, text=True, env=env, timeout=600, check=False)
@@ -141,6 +142,8 @@ def run_module(name, args, check=False, diff=False, env=None):
         result = json.loads(proc.stdout)
     except ValueError:
         raise AssertionError("module %s printed no JSON result (rc %d):\n%s\n%s" % (name, proc.returncode, proc.stdout, proc.stderr))
+    if proc.returncode < 0:   # Ansible would take the result; a module that crashes on its way out is still a bug
+        raise AssertionError("module %s printed its result, then died of signal %d:\n%s" % (name, -proc.returncode, proc.stderr))
     result["rc"] = proc.returncode
     result["_test_seconds"] = round(time.monotonic() - started, 2)
     return result
