@@ -500,82 +500,87 @@ class HillClimber:
         off_in, off_out, off_dk, off_rp, off_ld = (row[src] for row in self.cross_off)
         # What moving each sampled replica off src involves, looked up once for all destinations,
         # apart for the partitions src leads (their leadership goes along): the partition, its
-        # replicas, the racks it may not enter (those at its limit), amounts, original replicas,
-        # whether src is new to it, [lead_out and original leader,] topic row, topic share, and
-        # whether src is above that share.
+        # replicas, the racks it may not enter (those at its limit), amounts, the movement goals'
+        # cost of one replica move of it, original replicas, whether src is new to it, [lead_out
+        # and original leader,] topic row and share, and the topic-spread term when d is above
+        # that share and when not.
         follows, leads = [], []
         for p in sample:
-            reps, o = replicas[p], orig[p]
+            reps, o, vsz = replicas[p], orig[p], size[p]
             if rack is None:
                 full = ()
             else:
                 racks = [rack[b] for b in reps]
                 full = racks if limit[p] == 1 else [x for x in racks if racks.count(x) >= limit[p]]
             if spread:
+                # TopicSpreadGoal's delta, inlined: the change of the excess above the topic's share on d and src.
                 t = p_topic[p]
                 row, up = t_count[t], t_upper[t]
                 over = src_spread and row[src] > up
+                crowds, spares = w_topic * (1 - over), w_topic * (0 - over)
             else:
-                row, up, over = None, 0, False
+                row, up, crowds, spares = None, 0, 0.0, 0.0
+            moving = vsz * w_byte + w_move
             if leader[p] == src:
-                leads.append((p, reps, full, nw_in[p], size[p], o, src not in o, lead_out[p], orig_leader[p], row, up, over))
+                leads.append((p, reps, full, nw_in[p], vsz, moving, o, src not in o, lead_out[p], orig_leader[p], row, up, crowds, spares))
             else:
-                follows.append((p, reps, full, nw_in[p], size[p], o, src not in o, row, up, over))
+                follows.append((p, reps, full, nw_in[p], vsz, moving, o, src not in o, row, up, crowds, spares))
+        on_in, on_out, on_dk, on_rp, on_ld = self.cross_on
+        g_in, g_out, g_dk, g_rp, g_ld = G_in[src], G_out[src], G_dk[src], G_rp[src], G_ld[src]
+        k_in, k_out, k_dk, k_rp, k_ld = K_in[src], K_out[src], K_dk[src], K_rp[src], K_ld[src]
         evaluated = 0
         for d in dsts:
             # Up to these amounts a move carries neither src nor d across a ceiling (so the peak goal
             # folded in K and G is exact); a count crosses with the first replica or leadership.
             # (All INF without the peak goal.)
-            on_in, on_out, on_dk, on_rp, on_ld = (row[d] for row in self.cross_on)
-            fits_in = -1.0 if off_rp < 1 or on_rp < 1 else min(off_in, on_in)
-            fits_dk = min(off_dk, on_dk)
-            a_in, c_in = G_in[d] - G_in[src], K_in[d] + K_in[src]
-            a_dk, c_dk = G_dk[d] - G_dk[src], K_dk[d] + K_dk[src]
-            one_replica = G_rp[d] - G_rp[src] + K_rp[d] + K_rp[src]
+            fits_in = -1.0 if off_rp < 1 or on_rp[d] < 1 else min(off_in, on_in[d])
+            fits_dk = min(off_dk, on_dk[d])
+            a_in, c_in = G_in[d] - g_in, K_in[d] + k_in
+            a_dk, c_dk = G_dk[d] - g_dk, K_dk[d] + k_dk
+            one_replica = G_rp[d] - g_rp + K_rp[d] + k_rp
             rd = rack[d] if rack is not None else None
             check_rack = rd != rs
             dst_spread = spread and t_active[d]
             # Counted as all the pairs less those skipped (a skip is rare, a count per pair is not free).
             evaluated += len(follows) + len(leads)
-            for p, reps, full, vin, vsz, o, src_new, row, up, src_over in follows:
+            for p, reps, full, vin, vsz, moving, o, src_new, row, up, crowds, spares in follows:
                 if d in reps or (check_rack and rd in full):
                     evaluated -= 1
                     continue
                 delta = vin * (a_in + vin * c_in) + vsz * (a_dk + vsz * c_dk) + one_replica
                 dm = (d not in o) - src_new
                 if dm:
-                    delta += dm * (vsz * w_byte + w_move)
+                    delta += dm * moving
                 if banded:
                     delta += self._banded_delta(src, d, (vin, 0.0, vsz, 1, 0))
                 if vin > fits_in or vsz > fits_dk:
                     delta += self._peak_fix(src, d, (vin, 0.0, vsz, 1, 0))
                 if spread:
-                    # TopicSpreadGoal's delta, inlined: excess above the topic's share on d and src.
-                    delta += w_topic * ((dst_spread and row[d] >= up) - src_over)
+                    delta += crowds if dst_spread and row[d] >= up else spares
                 if custom:
                     delta += self._custom_delta(state.move(p, src, d))
                 if delta < threshold:
                     found.append((delta, MOVE, p, d))
             if not leads:
                 continue
-            fits_out = -1.0 if off_ld < 1 or on_ld < 1 else min(off_out, on_out)
-            a_out, c_out = G_out[d] - G_out[src], K_out[d] + K_out[src]
-            one_leader = G_ld[d] - G_ld[src] + K_ld[d] + K_ld[src]
-            for p, reps, full, vin, vsz, o, src_new, lo, ol, row, up, src_over in leads:
+            fits_out = -1.0 if off_ld < 1 or on_ld[d] < 1 else min(off_out, on_out[d])
+            a_out, c_out = G_out[d] - g_out, K_out[d] + k_out
+            one_leader = G_ld[d] - g_ld + K_ld[d] + k_ld
+            for p, reps, full, vin, vsz, moving, o, src_new, lo, ol, row, up, crowds, spares in leads:
                 if d in reps or (check_rack and rd in full):
                     evaluated -= 1
                     continue
                 delta = vin * (a_in + vin * c_in) + vsz * (a_dk + vsz * c_dk) + one_replica
                 dm = (d not in o) - src_new
                 if dm:
-                    delta += dm * (vsz * w_byte + w_move)
+                    delta += dm * moving
                 delta += lo * (a_out + lo * c_out) + one_leader + ((d != ol) - (src != ol)) * w_lead
                 if banded:
                     delta += self._banded_delta(src, d, (vin, lo, vsz, 1, 1))
                 if vin > fits_in or vsz > fits_dk or lo > fits_out:
                     delta += self._peak_fix(src, d, (vin, lo, vsz, 1, 1))
                 if spread:
-                    delta += w_topic * ((dst_spread and row[d] >= up) - src_over)
+                    delta += crowds if dst_spread and row[d] >= up else spares
                 if custom:
                     delta += self._custom_delta(state.move(p, src, d))
                 if delta < threshold:
@@ -655,18 +660,59 @@ class HillClimber:
         return p in state.hosted_pos[src] and dst not in state.replicas[p]
 
     def _rescore(self, kind, p, src, dst):
-        """The fused delta of candidate (kind, p, src -> dst) on the current state."""
+        """The fused delta of candidate (kind, p, src -> dst), which still applies, on the current state."""
+        if kind != LEADER:
+            return self._move_delta(p, src, dst)
         found = []
         evaluated = self.evaluated
-        if kind == LEADER:
-            self._leader_moves(src, [p], found, threshold=INF)
-        else:
-            self._replica_moves(src, [dst], [p], found, threshold=INF)
+        self._leader_moves(src, [p], found, threshold=INF)
         self.evaluated = evaluated  # not a new candidate: the stall window counts those
         for delta, dummy, q, d in found:
             if d == dst:
                 return delta
         return INF
+
+    def _move_delta(self, p, src, d):
+        """The fused delta of moving p's replica from src to d: _replica_moves' arithmetic for one
+        candidate, term for term and in the same order, so to the last bit (_check makes sure).
+        Without that loop's set-up, which costs more than one candidate: a round's later
+        candidates are re-scored one at a time."""
+        state, model = self.state, self.state.model
+        (G_in, G_out, G_dk, G_rp, G_ld), (K_in, K_out, K_dk, K_rp, K_ld) = self.G, self.K
+        cross_off, cross_on = self.cross_off, self.cross_on
+        vin, vsz, o = model.nw_in[p], model.size[p], state.orig_replicas[p]
+        a_in, c_in = G_in[d] - G_in[src], K_in[d] + K_in[src]
+        a_dk, c_dk = G_dk[d] - G_dk[src], K_dk[d] + K_dk[src]
+        one_replica = G_rp[d] - G_rp[src] + K_rp[d] + K_rp[src]
+        delta = vin * (a_in + vin * c_in) + vsz * (a_dk + vsz * c_dk) + one_replica
+        dm = (d not in o) - (src not in o)
+        if dm:
+            delta += dm * (vsz * self.w_byte + self.w_move)
+        fits_in = -1.0 if cross_off[3][src] < 1 or cross_on[3][d] < 1 else min(cross_off[0][src], cross_on[0][d])
+        fits_dk = min(cross_off[2][src], cross_on[2][d])
+        if state.leader[p] == src:
+            lo, ol = state.lead_out[p], state.orig_leader[p]
+            a_out, c_out = G_out[d] - G_out[src], K_out[d] + K_out[src]
+            one_leader = G_ld[d] - G_ld[src] + K_ld[d] + K_ld[src]
+            delta += lo * (a_out + lo * c_out) + one_leader + ((d != ol) - (src != ol)) * self.w_lead
+            amounts = (vin, lo, vsz, 1, 1)
+            fits_out = -1.0 if cross_off[4][src] < 1 or cross_on[4][d] < 1 else min(cross_off[1][src], cross_on[1][d])
+            crosses = vin > fits_in or vsz > fits_dk or lo > fits_out
+        else:
+            amounts = (vin, 0.0, vsz, 1, 0)
+            crosses = vin > fits_in or vsz > fits_dk
+        if self.banded:
+            delta += self._banded_delta(src, d, amounts)
+        if crosses:
+            delta += self._peak_fix(src, d, amounts)
+        if self.topic is not None and self.w_topic:
+            topic, t = self.topic, model.p_topic[p]
+            row, up, active = topic.count[t], topic.upper[t], topic.active
+            over = active[src] and row[src] > up
+            delta += self.w_topic * (1 - over) if active[d] and row[d] >= up else self.w_topic * (0 - over)
+        if self.custom:
+            delta += self._custom_delta(state.move(p, src, d))
+        return delta
 
     def _accept_batch(self, src, found):
         """Accept, best first, every candidate that is still valid, admissible and improving.
@@ -752,6 +798,9 @@ class HillClimber:
                 else:
                     self._replica_moves(action.src, [action.dst], [action.p], found, threshold=1e300)
                 fused = [candidate[0] for candidate in found if candidate[3] == action.dst][0]
+                if action.kind == MOVE and self._move_delta(action.p, action.src, action.dst) != fused:
+                    raise AssertionError("re-scored delta %r != fused delta %r for %r" % (
+                        self._move_delta(action.p, action.src, action.dst), fused, action))
         finally:
             self.constraints, self.custom, self.budget_limited = saved
         fused += self._custom_delta(action)
