@@ -188,7 +188,8 @@ class ClusterModel:
                 raise ModelError("Partition %s needs a non-empty list 'replicas'." % partition_name(topic, number))
             indexed = []
             for value in replicas:
-                b = index.get(value) if type(value) is int else None
+                # type() is int, not isinstance: True is an int too, and must fall through to the full check below.
+                b = index.get(value) if type(value) is int else None  # pylint: disable=unidiomatic-typecheck
                 if b is None:
                     name = partition_name(topic, number)
                     bid = _broker_id(value, "Partition %s replica" % name)
@@ -205,7 +206,7 @@ class ClusterModel:
             if leader is None:
                 lead = indexed[0]
             else:
-                lead = index.get(leader) if type(leader) is int else None
+                lead = index.get(leader) if type(leader) is int else None  # pylint: disable=unidiomatic-typecheck
                 if lead is None or lead not in indexed:
                     bid = _broker_id(leader, "Partition %s leader" % partition_name(topic, number))
                     if bid not in index or index[bid] not in indexed:
@@ -215,7 +216,8 @@ class ClusterModel:
             size, nw_in, nw_out = part.get("size"), part.get("nw_in"), part.get("nw_out")
             loads = (size, nw_in, nw_out)
             for value in loads:
-                if not ((type(value) is float or type(value) is int) and 0 <= value < math.inf):
+                # Exact types (a bool is no load): the fast path; anything else gets _partition_loads' checks and sentence.
+                if not ((type(value) is float or type(value) is int) and 0 <= value < math.inf):  # pylint: disable=unidiomatic-typecheck
                     loads = self._partition_loads(part, partition_name(topic, number))
                     break
             t = self.topic_index.get(topic)
