@@ -140,6 +140,9 @@ class HillClimber:
         self.min_gain = max(EPSILON, self.settings.min_gain / replicas) if replicas else EPSILON
         self.accepted = 0
         self._ranks = {}           # resource -> (accepted, active brokers sorted by deviation), see _ranked
+        self._racks = {}           # partition -> the racks of its replicas, kept until it moves
+        self._tops = {}            # resource -> (highest deviation, first broker with it), see _sources
+        self._changed = set()      # brokers whose deviations changed since _sources last read them
         self.gained = 0.0          # total cost decrease of the climb so far
         self.evaluated = 0
         self.swaps = 0
@@ -279,10 +282,14 @@ class HillClimber:
     def accept(self, action, delta=0.0):
         self.gained -= delta
         self.state.apply(action)
+        if action.kind != LEADER:
+            self._racks.pop(action.p, None)
+            self._racks.pop(action.q, None)
         for listener in self.listeners:
             listener(action)
         self._refresh(action.src)
         self._refresh(action.dst)
+        self._changed.update((action.src, action.dst))
         self.accepted += 1
 
     def _admissible(self, action):
@@ -384,11 +391,25 @@ class HillClimber:
                 out.extend(ranked)
             out.sort(key=_score, reverse=True)
             return out
+        # Each resource's highest deviation and the first broker with it, as max() and index() would
+        # find them, from the brokers changed since: a full scan only when the top one changed.
+        changed, tops = self._changed, self._tops
         for r in self.resources:
             dev = self.dev[r]
-            top = max(dev)
+            cached = tops.get(r)
+            if cached is None or cached[1] in changed:
+                top = max(dev)
+                at = dev.index(top)
+            else:
+                top, at = cached
+                for b in changed:
+                    x = dev[b]
+                    if x > top or (x == top and b < at):
+                        top, at = x, b
+            tops[r] = top, at
             if top > 0:
-                out.append((self.dev_weight[r] * top, r, dev.index(top)))
+                out.append((self.dev_weight[r] * top, r, at))
+        changed.clear()
         out.sort(reverse=True)
         return out
 
@@ -488,7 +509,7 @@ class HillClimber:
         orig, orig_leader = state.orig_replicas, state.orig_leader
         nw_in, size, p_topic = model.nw_in, model.size, model.p_topic
         (G_in, G_out, G_dk, G_rp, G_ld), (K_in, K_out, K_dk, K_rp, K_ld) = self.G, self.K
-        rack, limit = self.constraints.rack, self.constraints.rack_limit
+        rack, limit, racks_of = self.constraints.rack, self.constraints.rack_limit, self._racks
         w_byte, w_move, w_lead, w_topic = self.w_byte, self.w_move, self.w_lead, self.w_topic
         spread = self.topic is not None and w_topic
         if spread:
@@ -510,7 +531,9 @@ class HillClimber:
             if rack is None:
                 full = ()
             else:
-                racks = [rack[b] for b in reps]
+                racks = racks_of.get(p)
+                if racks is None:
+                    racks = racks_of[p] = [rack[b] for b in reps]
                 full = racks if limit[p] == 1 else [x for x in racks if racks.count(x) >= limit[p]]
             if spread:
                 # TopicSpreadGoal's delta, inlined: the change of the excess above the topic's share on d and src.
