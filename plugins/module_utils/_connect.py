@@ -75,7 +75,8 @@ class ConnectError(OperationError):
 
 
 class ConnectClient:
-    """Kafka Connect's REST API: JSON in and out, 409 retried with back-off, failures as one sentence."""
+    """Kafka Connect's REST API: JSON in and out, rebalances (409, and the 500 below) retried with back-off, failures
+    as one sentence."""
 
     def __init__(self, params):
         self.url = params["url"].rstrip("/")
@@ -103,7 +104,7 @@ class ConnectClient:
         try:
             result, retries = retry_conflicts(attempt, self.timeout)
         except Conflict as e:
-            raise ConnectError("Kafka Connect at %s kept answering HTTP 409 to %s %s for %gs (%s); a rebalance of its workers "
+            raise ConnectError("Kafka Connect at %s kept answering %s %s with a conflict for %gs (%s); a rebalance of its workers "
                                "did not end, retry later or raise timeout." % (self.url, method, path, self.timeout, e))
         self.retries += retries
         return result
@@ -124,6 +125,10 @@ class ConnectClient:
                                        "connector; is url the Connect REST listener?" % (self.url, method, path, message))
                 return 404, None
             if e.code == 409 and "already exists" not in message:
+                raise Conflict(message)
+            if e.code == 500 and "because a rebalance is expected" in message:
+                # Connect's RebalanceNeededException: a read that reaches the herder between two generations of the
+                # worker group; it is as passing as a 409, but Connect maps it to 500.
                 raise Conflict(message)
             raise ConnectError(self._http_sentence(e.code, method, path, message))
         except (URLError, UrlsConnectionError, SSLValidationError, socket.timeout, OSError) as e:

@@ -1,7 +1,13 @@
-"""kafka_connect_connector's pure logic: aliases, values as Connect stores them, comparison, masking, states, retries."""
+"""kafka_connect_connector's pure logic: aliases, values as Connect stores them, comparison, masking, states, retries
+(and which of Connect's answers are a rebalance to wait out)."""
+
+import io
+import json
+from urllib.error import HTTPError
 
 import pytest
 
+from ansible_collections.streamops.day2.plugins.module_utils._connect import ConnectClient, ConnectError
 from ansible_collections.streamops.day2.plugins.module_utils._connect_config import (
     HIDDEN,
     SECRET,
@@ -254,3 +260,32 @@ def test_conflicts_past_the_budget_raise_the_last_one():
     with pytest.raises(Conflict):
         retry_conflicts(attempt, 5, sleep=clock.sleep, clock=clock)
     assert sum(clock.sleeps) == pytest.approx(5.0) and clock.now == pytest.approx(5.0)
+
+
+def connect_answers(*errors):
+    """A ConnectClient whose HTTP layer raises these Connect errors (status, message), then answers {}."""
+    client = ConnectClient(dict(url="http://127.0.0.1:1", timeout=1, validate_certs=True, url_username=None,
+                                url_password=None, client_cert=None, client_key=None, ca_path=None))
+    pending = list(errors)
+
+    def open_(method, url, data=None):
+        if pending:
+            code, message = pending.pop(0)
+            body = io.BytesIO(json.dumps({"error_code": code, "message": message}).encode())
+            raise HTTPError(url, code, "error", {}, body)
+        return type("Response", (), {"status": 200, "read": lambda self: b"{}"})()
+    client._request.open = open_
+    return client
+
+
+@pytest.mark.parametrize("code, message", [
+    (409, "Cannot complete request momentarily due to stale configuration (typically caused by a concurrent config change)"),
+    (500, "Request cannot be completed because a rebalance is expected"),   # Connect's RebalanceNeededException
+])
+def test_a_rebalance_in_progress_is_retried_not_failed(code, message):
+    assert connect_answers((code, message)).call("GET", "/connectors/c") == (200, {})
+
+
+def test_any_other_server_error_fails_in_one_sentence():
+    with pytest.raises(ConnectError, match=r"^Kafka Connect at http://127.0.0.1:1 answered HTTP 500 to GET /connectors/c: disk full\.$"):
+        connect_answers((500, "disk full")).call("GET", "/connectors/c")
