@@ -16,7 +16,7 @@ import threading
 import time
 
 import pytest
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from conftest import COLLECTIONS, ROOT
@@ -55,6 +55,7 @@ class Traffic:
     """Produces to every partition of a topic and consumes it in a group, until stopped."""
 
     def __init__(self, servers, topic, group):
+        self.servers, self.topic, self.group = servers, topic, group
         self.stop = threading.Event()
         self.threads = [threading.Thread(target=self._produce, args=(servers, topic), daemon=True),
                         threading.Thread(target=self._consume, args=(servers, topic, group), daemon=True)]
@@ -62,8 +63,24 @@ class Traffic:
     def __enter__(self):
         for thread in self.threads:
             thread.start()
-        time.sleep(2)  # the group has joined and committed once before sampling starts
+        self._wait_for_commits()
         return self
+
+    def _wait_for_commits(self, timeout=60):
+        """Until this consumer has committed progress on every partition: then it consumes (and commits) all through
+        the sample, however long joining the group took on a loaded machine."""
+        admin = AdminClient({"bootstrap.servers": self.servers})
+
+        def committed():
+            answer = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(self.group)])[self.group].result(10)
+            return {tp.partition: tp.offset for tp in answer.topic_partitions or [] if tp.topic == self.topic and tp.offset >= 0}
+        before, deadline = committed(), time.monotonic() + timeout
+        while True:
+            moved = [p for p, offset in committed().items() if offset > before.get(p, -1)]
+            if len(moved) == 6:
+                return
+            assert time.monotonic() < deadline, "group %s committed progress on %d of 6 partitions in %ds" % (self.group, len(moved), timeout)
+            time.sleep(0.2)
 
     def __exit__(self, *exc):
         self.stop.set()
