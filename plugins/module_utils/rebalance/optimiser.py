@@ -589,6 +589,8 @@ class HillClimber:
             fits_out = -1.0 if off_ld < 1 or on_ld[d] < 1 else min(off_out, on_out[d])
             a_out, c_out = G_out[d] - g_out, K_out[d] + k_out
             one_leader = G_ld[d] - g_ld + K_ld[d] + k_ld
+            # The followers' terms again, plus the leadership's: a loop per kind, not a test or a call per
+            # pair, in the planner's hottest loop (_move_delta is the one-candidate form, checked against both).
             for p, reps, full, vin, vsz, moving, o, src_new, lo, ol, row, up, crowds, spares in leads:
                 if d in reps or (check_rack and rd in full):
                     evaluated -= 1
