@@ -45,7 +45,7 @@ def test_example_goal_delta_matches_cost(goal_module):
 
 def test_example_goal_keeps_topics_off_brokers(goal_module):
     model = random_model(4, brokers=8, partitions=60, racks=0, topics=3)
-    spec = {"class": goal_module + ".AvoidBrokersGoal", "weight": 5, "options": {"topics": ["t0"], "brokers": [1, 2]}}
+    spec = {"class": goal_module + ".AvoidBrokersGoal", "weight": 50, "options": {"topics": ["t0"], "brokers": [1, 2]}}
     planner = Planner(model, custom_goals=[spec], seed=3)
     before = sum(1 for p in model["partitions"] if p["topic"] == "t0" for b in p["replicas"] if b in (1, 2))
     result = planner.run()
