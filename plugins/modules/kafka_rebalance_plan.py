@@ -75,7 +75,7 @@ options:
     description:
       - Weights of the built-in goals, overriding the defaults; V(0) switches a goal off.
       - 'Goals and default weights: C(nw_in) 1, C(nw_out) 1, C(disk) 1, C(replicas) 0.5, C(leaders) 0.5,
-        C(peaks) 8 (no broker above max(1.04, 1.02 x floor) of its target), C(topic_spread) 0.02, C(movement) 0.02 (bytes
+        C(peaks) 100 (no broker above max(1.03, 1.01 x floor) of its target), C(topic_spread) 0.02, C(movement) 0.02 (bytes
         moved), C(replica_moves) 0.01, C(leader_changes) 0.005.'
       - Higher C(movement) and C(replica_moves) weights give plans that move less for slightly less even loads.
     type: dict
