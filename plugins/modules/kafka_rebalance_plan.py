@@ -279,7 +279,7 @@ summary:
     stop_reason:
       description:
         - V(converged) when no action was worth taking any more, V(diminishing returns) when the last stretch of the search
-          lowered the cost by less than 0.2% of the cost still left, V(time limit) when O(time_limit) cut it short.
+          lowered the cost by less than 0.5% of the cost still left, V(time limit) when O(time_limit) cut it short.
       type: str
       sample: converged
     actions_evaluated:

@@ -12,7 +12,9 @@
    that, re-scored, still does.  A source with nothing to offer rests for a while.
 3. Plateau: when no source offers a single improving action, try swaps (a replica each way
    between a loaded and a light broker), then larger samples; stop when those find nothing too,
-   or when a long stretch of candidates gained almost nothing (diminishing returns).
+   or when a long stretch of candidates gained almost nothing (diminishing returns) and a swap
+   sweep of the brokers still above a peak ceiling gains little too.
+4. Move back: replicas (and crossed pairs) whose return to where they were lowers the cost.
 
 Speed: the built-in goals are evaluated *fused*.  Each resource-balance goal's delta is
 ``v * (G[dst] - G[src]) + v^2 * (K[dst] + K[src])`` with per-broker factors K (weight / target^2 /
@@ -84,6 +86,8 @@ class SearchSettings:
     oversample = 1             # draw this many times the replica sample, keep the heaviest
     swap_sample = 12           # replicas on each side tried per swap attempt
     swap_sources = 6
+    sweep_partners = 16        # gradient partners on each side per pair of brokers in a sweep
+    sweep_margin = 0.005       # brokers swept: more than this share of their target above a ceiling
     rest_steps = 25            # a source that offered nothing is skipped for this many accepted actions
     max_escalations = 2        # how often the samples double before the search gives up
     # Later actions of a round are accepted only while, re-scored, they keep this share of the gain
@@ -99,7 +103,7 @@ class SearchSettings:
     # cent, where the peaks are); the tail of a long search finds ever smaller gains ever more slowly.
     stall_window = 50000
     stall_window_per_replica = 0.5
-    stall_fraction = 0.002
+    stall_fraction = 0.005
 
 
 class _Unconstrained:
@@ -147,6 +151,7 @@ class HillClimber:
         self.evaluated = 0
         self.swaps = 0
         self.moved_back = 0
+        self.swept = False
         self.stop_reason = None
         self.deadline = None
 
@@ -854,6 +859,61 @@ class HillClimber:
         self.last_swap_delta = best[0]
         return best[1]
 
+    def _swap_partners(self, src, dst, k):
+        """The k replicas of src and of dst whose exchange the gradients favour most (a swap's delta
+        is linear in what each side carries, plus a small quadratic term): ranked over every
+        resource at once, they include the pairs that trade one resource for another."""
+        state, model = self.state, self.state.model
+        G_in, G_out, G_dk, G_rp, G_ld = self.G
+        nw_in, size, lead_out, leader = model.nw_in, model.size, state.lead_out, state.leader
+        d_in, d_out, d_dk, d_ld = G_in[dst] - G_in[src], G_out[dst] - G_out[src], G_dk[dst] - G_dk[src], G_ld[dst] - G_ld[src]
+
+        def going(p):
+            x = nw_in[p] * d_in + size[p] * d_dk
+            return x + lead_out[p] * d_out + d_ld if leader[p] == src else x
+
+        def coming(q):
+            x = nw_in[q] * d_in + size[q] * d_dk
+            return -(x + lead_out[q] * d_out + d_ld) if leader[q] == dst else -x
+
+        return heapq.nsmallest(k, state.hosted[src], key=going), heapq.nsmallest(k, state.hosted[dst], key=coming)
+
+    def _sweep(self):
+        """Swaps between each broker above a peak ceiling and every other broker (its best pair of
+        gradient partners with each), accepted best first while, re-scored, they still improve.
+        Such a broker must trade heavy replicas for light ones, which single moves cannot do
+        without breaking its replica count; the total gain."""
+        state, settings, cross_off = self.state, self.settings, self.cross_off
+        drained, hosted_pos = self.constraints.drained, state.hosted_pos
+        T, margin = self.T, settings.sweep_margin
+        peaked = [b for b in state.active if any(cross_off[r][b] < INF and cross_off[r][b] > margin * T[r][b] for r in self.resources)]
+        gained = 0.0
+        for src in peaked:
+            found = []
+            for dst in state.active:
+                if dst == src or drained[dst] or self.out_of_time():
+                    continue
+                best = [-self.min_gain, None]
+                ours, others = self._swap_partners(src, dst, settings.sweep_partners)
+                self._swaps(src, dst, ours, others, best)
+                if best[1] is not None:
+                    found.append((best[0], dst, best[1]))
+            found.sort(key=_score)
+            for index, (promised, dst, action) in enumerate(found):
+                delta = promised
+                if index:
+                    if action.p not in hosted_pos[src] or action.q not in hosted_pos[dst]:
+                        continue
+                    best = [min(-self.min_gain, settings.batch_keep * promised), None]
+                    self._swaps(src, dst, [action.p], [action.q], best)
+                    if best[1] is None:
+                        continue
+                    delta, action = best
+                self.swaps += 1
+                self._take(action, delta)
+                gained -= delta
+        return gained
+
     def _swap_step(self, sources):
         """Accept the best swap off the sources, if one improves; whether one did."""
         found = self._best_swap(sources)
@@ -914,8 +974,11 @@ class HillClimber:
             if self.evaluated >= window_end:
                 # Diminishing returns: the last window of evaluations bought almost nothing.
                 if self.gained - window_gain < settings.stall_fraction * (start_cost - self.gained):
-                    self.stop_reason = "diminishing returns"
-                    return
+                    # Once: the sweep is what the climb's samples cannot do, not a way to go on.
+                    swept, self.swept = self.swept, True
+                    if swept or self._sweep() < settings.stall_fraction * (start_cost - self.gained):
+                        self.stop_reason = "diminishing returns"
+                        return
                 window_end, window_gain = self.evaluated + window, self.gained
             accepted = 0
             for deep in (False, True):
