@@ -322,7 +322,9 @@ class HillClimber:
         """Put back what the plan moved where that lowers the cost: each moved replica, largest
         first, to a broker it left; then pairs that crossed (p went a -> b, q went b -> a), which
         go back together and leave the replica counts as they are.  The climb draws from loaded
-        brokers, so it seldom tries to undo an earlier move whose reason later moves took away."""
+        brokers, so it seldom tries to undo an earlier move whose reason later moves took away.
+        Like the repairs it always finishes, past the time limit too: one look at each moved
+        partition, and a plan cut short by the limit is the one with most to give back."""
         state = self.state
         replicas, orig, movable, hosted_pos = state.replicas, state.orig_replicas, state.movable, state.hosted_pos
         rack_ok, drained = self.constraints.rack_ok, self.constraints.drained
@@ -331,8 +333,6 @@ class HillClimber:
         moved.sort(key=state.model.size.__getitem__, reverse=True)
         crossed = {}  # (broker now, broker left) -> partitions moved that way
         for p in moved:
-            if self.out_of_time():
-                return
             now, was = replicas[p], orig[p]
             gone = [b for b in was if b not in now and not drained[b]]
             best = None
@@ -358,8 +358,6 @@ class HillClimber:
             if a > b or not qs:
                 continue  # each crossing pair of brokers once
             for p in ps:
-                if self.out_of_time():
-                    return
                 if p in hosted_pos[a] and b not in replicas[p]:
                     best = [threshold, None]
                     self._swaps(a, b, [p], [q for q in qs if q in hosted_pos[b] and a not in replicas[q]], best)
