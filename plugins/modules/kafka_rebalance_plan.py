@@ -155,8 +155,8 @@ notes:
   - The live model needs DescribeLogDirs, which only kafka-python offers, besides confluent-kafka.
   - The planner is pure Python (no numpy, which is not a dependency of the collection, and the search is a long chain of small
     dependent steps that arrays would not speed up); on a 2-core machine a 10,000-partition cluster plans in about 1.5 seconds and a
-    100,000-partition, 200-broker cluster in about 20 seconds of CPU on the classic models and 28-34 on the hard (badly skewed) ones,
-    in 230-305 MB (C(tests/bench/README.md) has the measurements).
+    100,000-partition, 200-broker cluster in about 11 seconds of CPU on the classic models and 22-52 on the hard (badly skewed) ones,
+    in 250-340 MB (C(tests/bench/README.md) has the measurements).
 requirements:
   - confluent-kafka >= 2.3
   - kafka-python >= 2.1 (live model only)

@@ -44,10 +44,12 @@ def planner_claims(text):
 def test_the_docs_state_one_planner_speed_the_one_measured():
     module = planner_claims((ROOT / "plugins" / "modules" / "kafka_rebalance_plan.py").read_text())
     guide = planner_claims((ROOT / "docs" / "rebalance.md").read_text())
-    assert module == guide == ("1.5", "20", "28-34", "230-305")
+    assert module == guide == ("1.5", "11", "22-52", "250-340")
     bench = " ".join((ROOT / "tests" / "bench" / "README.md").read_text().split())
-    # the measurements those round figures come from (the hard family's speed line; the classic large case's CPU time)
-    assert "10,000 partitions (hard50-rf3r3-s1) 1.72 / 1.41 / 35 MB" in bench
-    assert "| hard200-rf3r5-s1 | 32.7 / 31.4 / 33.8 | 31.2 / 27.7 / 27.5 | 32.7 → 27.7 (-15%) |" in bench
-    assert "| hard200-rf3r5-s3 | 42.0 / 34.5 / 40.9 | 34.0 / 32.9 / 35.5 | 40.9 → 34.0 (-17%) |" in bench
-    assert "Peak RSS 290 → 304 MB" in bench
+    # the measurements those round figures come from (the benchmark table of 2026-12-02: medium and hard50 in
+    # 1.3-1.5 s, large in 11.2 s and 251 MB, the hard 200-broker models in 22.3-51.5 s and 295-331 MB)
+    assert "| medium: 51 brokers, 10000 partitions, 30000 replicas | streamops | 1.33 (1.33) | 36 |" in bench
+    assert "| hard50-rf3r3-s1: 50 brokers, 10000 partitions, 30000 replicas | streamops | 1.49 (1.49) | 39 |" in bench
+    assert "| large: 200 brokers, 100000 partitions, 300000 replicas | streamops | 11.24 (11.23) | 251 |" in bench
+    assert "| hard200-rf3r5-s2: 200 brokers, 100000 partitions, 300000 replicas | streamops | 22.26 (22.25) | 295 |" in bench
+    assert "| hard200-rf3r5-s3: 200 brokers, 100000 partitions, 300000 replicas | streamops | 51.59 (51.53) | 331 |" in bench
