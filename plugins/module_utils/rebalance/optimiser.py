@@ -366,6 +366,7 @@ class HillClimber:
                         self.moved_back += 2
 
     def _take(self, action, delta):
+        """Accept an action the search chose (checked against the goals' own deltas under test)."""
         if self.verify:
             self._check(action)
         self.accept(action, delta)
@@ -831,9 +832,7 @@ class HillClimber:
             if not self._admissible(action):
                 continue
             touched.add(p)
-            if self.verify:
-                self._check(action)
-            self.accept(action, delta)
+            self._take(action, delta)
             accepted += 1
         return accepted
 
@@ -862,7 +861,7 @@ class HillClimber:
         is linear in what each side carries, plus a small quadratic term): ranked over every
         resource at once, they include the pairs that trade one resource for another."""
         state, model = self.state, self.state.model
-        G_in, G_out, G_dk, G_rp, G_ld = self.G
+        G_in, G_out, G_dk, G_ld = self.G[0], self.G[1], self.G[2], self.G[4]  # a swap keeps the replica counts
         nw_in, size, lead_out, leader = model.nw_in, model.size, state.lead_out, state.leader
         d_in, d_out, d_dk, d_ld = G_in[dst] - G_in[src], G_out[dst] - G_out[src], G_dk[dst] - G_dk[src], G_ld[dst] - G_ld[src]
 
@@ -918,9 +917,7 @@ class HillClimber:
         if found is None:
             return False
         self.swaps += 1
-        if self.verify:
-            self._check(found)
-        self.accept(found, self.last_swap_delta)
+        self._take(found, self.last_swap_delta)
         return True
 
     def _check(self, action):
