@@ -124,9 +124,10 @@ options:
   time_limit:
     description:
       - Seconds the search may take; the best plan found by then is returned.
+      - Unset, 60 seconds, or 50 seconds per million replicas on a larger cluster (150 on 3,000,000 replicas, where the
+        search needs about that long to stop on its own); RV(summary.time_limit) says which limit applied.
       - With O(frontier), each plan of the frontier has this much time of its own.
     type: float
-    default: 60
   frontier:
     description:
       - Fractions such as V([0.25, 0.5]) of the full plan's bytes to move. Besides the full plan, the planner plans again
@@ -155,7 +156,7 @@ notes:
   - The live model needs DescribeLogDirs, which only kafka-python offers, besides confluent-kafka.
   - The planner is pure Python (no numpy, which is not a dependency of the collection, and the search is a long chain of small
     dependent steps that arrays would not speed up); on a 2-core machine a 10,000-partition cluster plans in about 1.5 seconds and a
-    100,000-partition, 200-broker cluster in about 11 seconds of CPU on the classic models and 22-52 on the hard (badly skewed) ones,
+    100,000-partition, 200-broker cluster in about 9 seconds of CPU on the classic models and 17-32 on the hard (badly skewed) ones,
     in 250-340 MB (C(tests/bench/README.md) has the measurements).
 requirements:
   - confluent-kafka >= 2.3
@@ -282,6 +283,10 @@ summary:
           lowered the cost by less than 0.5% of the cost still left, V(time limit) when O(time_limit) cut it short.
       type: str
       sample: converged
+    time_limit:
+      description: Seconds the search was allowed (O(time_limit), or the default for the cluster's size).
+      type: float
+      sample: 60.0
     actions_evaluated:
       description: Candidate actions the search scored.
       type: int
@@ -444,7 +449,7 @@ def main():
             max_leader_moves=dict(type="int"),
             drain_brokers=dict(type="list", elements="int", default=[]),
             excluded_topics=dict(type="list", elements="str", default=[]),
-            time_limit=dict(type="float", default=60.0),
+            time_limit=dict(type="float"),
             frontier=dict(type="list", elements="float"),
             seed=dict(type="int", default=0),
             dest=dict(type="path"),

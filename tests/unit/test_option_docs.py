@@ -44,12 +44,12 @@ def planner_claims(text):
 def test_the_docs_state_one_planner_speed_the_one_measured():
     module = planner_claims((ROOT / "plugins" / "modules" / "kafka_rebalance_plan.py").read_text())
     guide = planner_claims((ROOT / "docs" / "rebalance.md").read_text())
-    assert module == guide == ("1.5", "11", "22-52", "250-340")
+    assert module == guide == ("1.5", "9", "17-32", "250-340")
     bench = " ".join((ROOT / "tests" / "bench" / "README.md").read_text().split())
-    # the measurements those round figures come from (the benchmark table of 2026-12-02: medium and hard50 in
-    # 1.3-1.5 s, large in 11.2 s and 251 MB, the hard 200-broker models in 22.3-51.5 s and 295-331 MB)
-    assert "| medium: 51 brokers, 10000 partitions, 30000 replicas | streamops | 1.33 (1.33) | 36 |" in bench
-    assert "| hard50-rf3r3-s1: 50 brokers, 10000 partitions, 30000 replicas | streamops | 1.49 (1.49) | 39 |" in bench
-    assert "| large: 200 brokers, 100000 partitions, 300000 replicas | streamops | 11.24 (11.23) | 251 |" in bench
-    assert "| hard200-rf3r5-s2: 200 brokers, 100000 partitions, 300000 replicas | streamops | 22.26 (22.25) | 295 |" in bench
-    assert "| hard200-rf3r5-s3: 200 brokers, 100000 partitions, 300000 replicas | streamops | 51.59 (51.53) | 331 |" in bench
+    # the measurements those round figures come from (the benchmark table of 2026-12-03: medium and hard50 in
+    # 1.0-1.6 s, large in 8.7 s and 250 MB, the hard 200-broker models in 16.6-31.7 s and 296-333 MB)
+    assert "| medium: 51 brokers, 10000 partitions, 30000 replicas | streamops | 0.97 (0.97) | 36 |" in bench
+    assert "| hard50-rf3r3-s1: 50 brokers, 10000 partitions, 30000 replicas | streamops | 1.43 (1.43) | 39 |" in bench
+    assert "| large: 200 brokers, 100000 partitions, 300000 replicas | streamops | 8.66 (8.64) | 250 |" in bench
+    assert "| hard200-rf3r5-s2: 200 brokers, 100000 partitions, 300000 replicas | streamops | 16.61 (16.60) | 296 |" in bench
+    assert "| hard200-rf3r5-s3: 200 brokers, 100000 partitions, 300000 replicas | streamops | 31.69 (31.68) | 333 |" in bench

@@ -23,6 +23,9 @@ from ansible_collections.streamops.day2.plugins.module_utils.rebalance.order imp
 from ansible_collections.streamops.day2.plugins.module_utils.rebalance.summary import resource_summary
 
 DEFAULT_TIME_LIMIT = 60.0
+# Unset, the search may take 60 s, or this many seconds per million replicas on a larger cluster:
+# the search's work grows with the replicas, and on 3,000,000 it stops on its own after about 150 s.
+TIME_LIMIT_PER_MILLION_REPLICAS = 50.0
 DEFAULT_CAPACITY_THRESHOLD = 0.8
 
 
@@ -60,6 +63,12 @@ def reassignment(model, replicas, leader, movable=None, loads=None):
     return {"version": 1, "partitions": out}
 
 
+def default_time_limit(model):
+    """The search's time limit when none is given: DEFAULT_TIME_LIMIT, more on a cluster of millions of replicas."""
+    replicas = sum(len(r) for r in model.replicas)
+    return max(DEFAULT_TIME_LIMIT, TIME_LIMIT_PER_MILLION_REPLICAS * replicas / 1e6)
+
+
 def _check_time_limit(time_limit):
     if isinstance(time_limit, bool) or not isinstance(time_limit, (int, float)) or not math.isfinite(time_limit) or time_limit <= 0:
         raise ModelError("time_limit must be a finite number of seconds > 0, got %r." % (time_limit,))
@@ -95,7 +104,7 @@ class Planner:
 
     def __init__(self, model, goal_weights=None, custom_goals=None, max_moves=None, max_bytes=None,
                  max_leader_moves=None, drain_brokers=None, excluded_topics=None,
-                 capacity_threshold=DEFAULT_CAPACITY_THRESHOLD, time_limit=DEFAULT_TIME_LIMIT, seed=0, settings=None,
+                 capacity_threshold=DEFAULT_CAPACITY_THRESHOLD, time_limit=None, seed=0, settings=None,
                  balance_bands=None):
         self.started = time.perf_counter()
         _check_options(goal_weights, balance_bands, custom_goals, excluded_topics)
@@ -106,7 +115,7 @@ class Planner:
         else:
             self.model = ClusterModel.from_dict(model, drain_brokers=drain_brokers)
         self.budget = Budget(max_moves, max_bytes, max_leader_moves)
-        self.time_limit = _check_time_limit(time_limit)
+        self.time_limit = default_time_limit(self.model) if time_limit is None else _check_time_limit(time_limit)
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
             raise ModelError("seed must be an integer, got %r." % (seed,))
         self.seed = seed
@@ -157,6 +166,7 @@ class Planner:
             "partitions_changed": len(plan["partitions"]),
             "run_time": round(time.perf_counter() - self.started, 3),
             "stop_reason": self.search.stop_reason,
+            "time_limit": self.time_limit,
             "actions_evaluated": self.search.evaluated,
             "goals": {name: {"before": round(costs_before[name], 9), "after": round(costs_after[name], 9)}
                       for name in costs_before},

@@ -141,7 +141,7 @@ def main(argv=None):
     parser.add_argument("--variants", default="default,movement=0.2+replica_moves=0.1",
                         help="our planner's goal weights to run, comma-separated: default, or goal=weight[+goal=weight]")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--time-limit", type=float, default=60.0)
+    parser.add_argument("--time-limit", type=float, help="the search's time limit (default: the planner's own, which grows with the cluster)")
     parser.add_argument("--json", help="also write every figure to this file")
     args = parser.parse_args(argv)
     cases = [c for c in args.cases.split(",") if c]
@@ -149,7 +149,9 @@ def main(argv=None):
     if unknown:
         parser.error("unknown case %s" % unknown[0])
     anchor_names = set(a for a in args.anchors.split(",") if a and a != "none")
-    options = {"seed": args.seed, "time_limit": args.time_limit}
+    options = {"seed": args.seed}
+    if args.time_limit is not None:
+        options["time_limit"] = args.time_limit
     variants = []
     for variant in (v for v in args.variants.split(",") if v):
         if variant == "default":

@@ -73,3 +73,23 @@ def test_two_replicas_that_crossed_go_back_together():
     assert [sorted(r) for r in state.replicas] == [sorted(r) for r in state.orig_replicas]
     assert search.moved_back == 2 and state.recount()[0] == 0
     assert state.applied == 2, "one swap back, not two single moves through an uneven count"
+
+
+def test_a_replica_that_stays_away_swaps_home_with_one_that_moved_in_there():
+    # Six brokers in a ring, partition i on brokers i+1 and i+2: two replicas each.  p and q are three
+    # times the others' size: saving an average replica's move is just the smallest gain that counts.
+    parts = [{"topic": "t", "partition": i, "replicas": [1 + i, 1 + (i + 1) % 6], "size": 3000 if i in (0, 4) else 1000,
+              "nw_in": 10.0, "nw_out": 20.0} for i in range(6)]
+    planner = _planner({"brokers": [{"id": b} for b in range(1, 7)], "partitions": parts})
+    search, state, index = planner.search, planner.state, planner.model.broker_index
+    p, q = 0, 4                                       # on brokers 1, 2 and on 5, 6
+    search.accept(state.move(p, index[2], index[4]))  # p left 2 for 4 ...
+    search.accept(state.move(q, index[6], index[2]))  # ... and q came to 2 from elsewhere
+    loads, cost = [list(load) for load in state.load], search.cost()
+    search.verify = True                              # the swap's fused delta is checked against the goals'
+    search._swap_back([(p, index[4], index[2]), (q, index[2], index[6])], -search.min_gain)  # what move_back leaves
+    assert sorted(state.replicas[p]) == sorted(state.orig_replicas[p])   # p is home
+    assert sorted(state.replicas[q]) == [index[4], index[5]]              # q went where p was
+    assert state.load == loads                                            # every broker carries what it did
+    assert state.recount()[0] == 1 and search.cost() < cost               # one replica's bytes saved
+    assert search.moved_back == 1

@@ -11,7 +11,7 @@ from hypothesis import given, settings, strategies as st
 
 from ansible_collections.streamops.day2.plugins.module_utils.rebalance.loads import broker_loads
 from ansible_collections.streamops.day2.plugins.module_utils.rebalance.model import ModelError
-from ansible_collections.streamops.day2.plugins.module_utils.rebalance.plan import Planner, plan_rebalance
+from ansible_collections.streamops.day2.plugins.module_utils.rebalance.plan import Planner, default_time_limit, plan_rebalance
 
 from rebalance_helpers import random_model
 
@@ -151,6 +151,20 @@ def test_time_limit_returns_a_valid_plan_so_far():
     assert result["summary"]["stop_reason"] == "time limit"
     after = apply_plan(model, result["plan"])
     assert all(9 not in p["replicas"] and rack_ok(model, p["replicas"]) for p in after["partitions"])  # repairs always finish
+
+
+def test_unset_time_limit_is_60_s_and_grows_past_a_million_replicas():
+    model = random_model(53, brokers=9, partitions=30, racks=3)
+    result = plan_rebalance(model)
+    assert result["summary"]["time_limit"] == 60.0
+    assert plan_rebalance(model, time_limit=7)["summary"]["time_limit"] == 7.0
+
+    class Replicas:  # only the replica lists count
+        def __init__(self, partitions, rf):
+            self.replicas = [range(rf)] * partitions
+
+    assert default_time_limit(Replicas(400000, 3)) == 60.0  # 1.2 M replicas: still the floor
+    assert default_time_limit(Replicas(1000000, 3)) == 150.0
 
 
 def test_racks_strict_when_enough_and_even_when_fewer():
