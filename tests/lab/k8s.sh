@@ -711,6 +711,25 @@ start_kubelet() {
     --node-ip="$(node_ip "$n")" --node-labels="$REGION_LABEL=$n" --v=0
 }
 
+# Every kubelet serves its device-plugin registry on one fixed path (no flag moves it off
+# /var/lib/kubelet): two starting at once race for it, and one dies with "bind: address already in
+# use". So the kubelets start one at a time, each once the one before has bound that socket (or died:
+# wait_nodes then shows its log).
+DEVICE_PLUGIN_SOCK=/var/lib/kubelet/device-plugins/kubelet.sock
+start_kubelets() {
+  local n since deadline
+  for n in "${NODES[@]}"; do
+    pid_of "kubelet-$n" "$(m_kubelet "$n")" > /dev/null && continue
+    since=$(date +%s)
+    start_kubelet "$n"
+    deadline=$((SECONDS + 30))
+    until [ -S "$DEVICE_PLUGIN_SOCK" ] && [ "$(stat -c %Y "$DEVICE_PLUGIN_SOCK")" -ge "$since" ]; do
+      pid_of "kubelet-$n" "$(m_kubelet "$n")" > /dev/null && [ $SECONDS -lt $deadline ] || break
+      sleep 0.1
+    done
+  done
+}
+
 # Ready (reported by the kubelet this run started, if it started one), and none of the node
 # lifecycle taints (not-ready/unreachable) left: pods schedule now.
 nodes_ready() {
@@ -832,7 +851,7 @@ cmd_up() {
   start_cm
   start_scheduler
   save_sysctls
-  for n in "${NODES[@]}"; do start_kubelet "$n"; done
+  start_kubelets
   timed "nodes ready" wait_nodes
   # Pods need the namespace's default ServiceAccount, which the controller-manager makes.
   timed "default serviceaccount" wait_for "default ServiceAccount" 60 controller-manager "$(m_cm)" kc -n default get serviceaccount default
