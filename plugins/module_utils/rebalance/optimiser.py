@@ -369,8 +369,7 @@ class HillClimber:
         crossed = {}   # (broker now, broker left) -> partitions moved that way
         for p, now, home in away:
             crossed.setdefault((now, home), []).append(p)
-        for (now, home), ps in crossed.items():
-            arrived.setdefault(now, set()).update(ps)
+            arrived.setdefault(now, set()).add(p)
         for b, ps in arrived.items():
             ps = sorted(ps, key=lambda q: (size[q], q))
             arrived[b] = ([size[p] for p in ps], ps)
