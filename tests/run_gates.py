@@ -22,7 +22,7 @@ import tarfile
 import tempfile
 import time
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,6 +30,8 @@ BUILD = ROOT / ".build"
 # ansible-test ignores a collection whose path has a hidden folder in it, so not under .build.
 SANITY_TREE = (Path(tempfile.gettempdir()) / ("streamops-sanity-%s" % hashlib.sha1(str(ROOT).encode()).hexdigest()[:8])
                / "ansible_collections" / "streamops" / "day2")
+# CI keeps only the end of the output: the failures' messages go there too, cut short.
+WHY_TESTS, WHY_CHARS = 6, 600
 GET_PIP_CACHE = Path.home() / ".ansible" / "test" / "cache"
 
 
@@ -41,6 +43,7 @@ class Outcome:
     skipped: int = 0
     seconds: float = 0.0
     note: str = ""
+    why: list = field(default_factory=list)   # (test, the start of its failure message), for the end of the output
 
 
 def run(cmd, cwd=ROOT, env=None):
@@ -210,8 +213,12 @@ def pytest_gate(name, path, *extra):
         outcome.failed, outcome.skipped = errors + failures, skips
         outcome.passed = total - outcome.failed - skips
         # The failed tests' names in the table: CI keeps only the end of the output.
-        failed = ["%s::%s" % (case.get("classname", "").rsplit(".", 1)[-1], case.get("name")) for case in suite.iter("testcase")
-                  if case.find("failure") is not None or case.find("error") is not None]
+        failed = []
+        for case in suite.iter("testcase"):
+            problem = case.find("failure") if case.find("failure") is not None else case.find("error")
+            if problem is not None:
+                failed.append("%s::%s" % (case.get("classname", "").rsplit(".", 1)[-1], case.get("name")))
+                outcome.why.append((failed[-1], " ".join((problem.get("message") or "").split())[:WHY_CHARS]))
         outcome.note = ("failed: " + ", ".join(failed))[:600] if failed else ""
     if code not in (0, 5) and outcome.failed == 0:  # pytest itself broke (collection error, bad option)
         outcome.failed = 1
@@ -264,6 +271,11 @@ def main(names):
     print("\n%-28s %7s %7s %8s %8s" % ("gate", "passed", "failed", "skipped", "seconds"))
     for o in outcomes:
         print("%-28s %7d %7d %8d %8.1f %s" % (o.gate, o.passed, o.failed, o.skipped, o.seconds, o.note))
+    why = [item for o in outcomes for item in o.why]
+    if why:
+        print("\nwhy they failed (the whole story is in .build/junit-<gate>.xml):")
+        for test, message in why[:WHY_TESTS]:
+            print("  %s: %s" % (test, message))
     passed, failed, skipped = (sum(getattr(o, k) for o in outcomes) for k in ("passed", "failed", "skipped"))
     print("TOTAL: %d passed, %d failed, %d skipped" % (passed, failed, skipped))
     return 1 if failed else 0

@@ -194,11 +194,14 @@ def test_checkpoint_inside_a_hook_keeps_no_transaction_open_while_it_waits(lab, 
 
 
 def test_without_checkpoint_nothing_is_committed_while_the_hook_waits(lab, names, tmp_path):
-    """The control of the test above: the same wait without checkpoint() holds the whole open transaction (the broker
-    would abort it once its timeout is noticed, up to 10 s later by default: the hazard checkpoint() avoids)."""
+    """The control of the test above: the same wait without checkpoint() holds the whole open transaction. With the
+    2 s timeout the broker would abort it once its check notices (every 10 s by default), and fence the producer: the
+    helper's run ends fatal or not by that check's timing, the hazard checkpoint() avoids. So here the timeout is long
+    and the outcome certain."""
     lab.produce_sequence(names["input"], 200)
     seen = {}
-    helper = ConsumerHelper(settings_for(lab, names, tmp_path, **ONE_TXN), waiting_hook(lab, names, seen, False), stream=io.StringIO())
+    settings = settings_for(lab, names, tmp_path, **dict(ONE_TXN, kafka_conf={"transaction.timeout.ms": "60000"}))
+    helper = ConsumerHelper(settings, waiting_hook(lab, names, seen, False), stream=io.StringIO())
     rc, events = run_library(helper, lambda: seen.get("done", 0) >= 200)
     assert rc == 0, events
     assert seen["committed_at_wait"] == 0, "committed while the hook waited, without checkpoint()"

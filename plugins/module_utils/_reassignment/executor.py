@@ -14,7 +14,7 @@ import time
 from ansible_collections.streamops.day2.plugins.module_utils._kafka import KafkaError
 from ansible_collections.streamops.day2.plugins.module_utils._reassignment.plan import (
     ClusterView, PartitionState, PlanError, as_plan, check_fingerprint, check_plan, conflict_error, human_bytes, load_plan,
-    plan_fingerprint, rollback_plan, triage)
+    looks_mid_move, plan_fingerprint, rollback_plan, triage)
 from ansible_collections.streamops.day2.plugins.module_utils._reassignment.schedule import (
     Caps, keeps_plan_order, next_batch, order_moves, simulate_batches,
 )
@@ -34,6 +34,9 @@ try:
     from kafka import errors as kafka_python_errors
 except ImportError:
     pass  # reported by KafkaModule through missing_required_lib
+
+
+SETTLE_SECONDS = 5.0  # how long a partition may show a move's replicas after the move ended: past it, they are real
 
 
 class MoveFailed(KafkaError):
@@ -352,9 +355,7 @@ class Execution:
         rate = parse_rate(params.get("throttle"))
         order_moves([], params["order"])  # refuse a bad order before touching anything
         topics = {p["topic"] for p in plan["partitions"]}
-        view = self.brokers.view(topics)
-        keys = [(p["topic"], p["partition"]) for p in plan["partitions"] if (p["topic"], p["partition"]) in view.partitions]
-        ongoing = self.brokers.ongoing(keys)
+        view, ongoing = self._read_cluster(topics)
         check_plan(plan, view, ongoing)
         work = triage(plan, view, ongoing)
         if work.conflicts:
@@ -389,6 +390,19 @@ class Execution:
         if failure is not None:
             raise KafkaError(self._failure_message(failure), **result)
         return result
+
+    def _read_cluster(self, topics):
+        """The metadata and the ongoing reassignments of the plan's partitions, read again (for up to SETTLE_SECONDS)
+        while a partition shows the replicas of a move that no longer runs: one that ended between the two reads, or
+        whose end the metadata does not show yet. A resumed run often starts just as its moves end."""
+        deadline = time.monotonic() + SETTLE_SECONDS
+        while True:
+            view = self.brokers.view(topics)
+            keys = [(p["topic"], p["partition"]) for p in self.plan["partitions"] if (p["topic"], p["partition"]) in view.partitions]
+            ongoing = self.brokers.ongoing(keys)
+            if not looks_mid_move(self.plan, view, ongoing) or time.monotonic() > deadline:
+                return view, ongoing
+            time.sleep(0.1)
 
     # --- check mode ---------------------------------------------------------------------------
 

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ansible_collections.streamops.day2.plugins.module_utils._reassignment.plan import (
-    ClusterView, PartitionState, PlanError, check_fingerprint, check_plan, load_plan, ongoing_endpoints,
+    ClusterView, PartitionState, PlanError, check_fingerprint, check_plan, load_plan, looks_mid_move, ongoing_endpoints,
     plan_fingerprint, rollback_plan, triage)
 
 
@@ -117,6 +117,16 @@ def test_a_moving_partition_keeps_the_replication_factor_it_moves_from():
     check_plan(plan(("t", 0, [2])), view, moving)
     with pytest.raises(PlanError, match="from 2 to 1"):
         check_plan(plan(("t", 0, [2])), view)
+
+
+def test_the_union_of_a_move_no_longer_listed_is_read_again_not_taken_for_a_new_replication_factor():
+    # t-0 just ended its move [1] -> [3] but the metadata still shows [3, 1]; t-1 is listed as moving; t-2 is at target;
+    # t-3's plan really lowers its replication factor from [1, 2] to [3]: 3 is not among its replicas.
+    view = cluster({("t", 0): [3, 1], ("t", 1): [3, 2], ("t", 2): [3], ("t", 3): [1, 2]})
+    moving = {("t", 1): {"replicas": [3, 2], "adding_replicas": [3], "removing_replicas": [2]}}
+    the_plan = plan(("t", 0, [3]), ("t", 1, [3]), ("t", 2, [3]), ("t", 3, [3]))
+    assert looks_mid_move(the_plan, view, moving) == [("t", 0)]
+    assert looks_mid_move(the_plan, cluster({("t", 0): [3], ("t", 1): [3], ("t", 2): [3], ("t", 3): [1, 2]}), {}) == []
 
 
 def test_a_long_list_of_problems_is_cut_short():
