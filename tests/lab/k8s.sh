@@ -716,15 +716,20 @@ start_kubelet() {
 # use". So the kubelets start one at a time, each once the one before has bound that socket (or died:
 # wait_nodes then shows its log).
 DEVICE_PLUGIN_SOCK=/var/lib/kubelet/device-plugins/kubelet.sock
+# A kubelet has bound it once the socket there is newer than its start (to the nanosecond: both
+# kubelets start within a second). Alive is checked by the pid it wrote: for a moment that pid is
+# still the bash that execs the kubelet, which pid_of does not take for the kubelet yet.
+socket_ns() { local t; t=$(stat -c %.9Y "$DEVICE_PLUGIN_SOCK" 2> /dev/null) && echo "${t/./}" || echo 0; }
 start_kubelets() {
-  local n since deadline
+  local n since pid deadline
   for n in "${NODES[@]}"; do
     pid_of "kubelet-$n" "$(m_kubelet "$n")" > /dev/null && continue
-    since=$(date +%s)
+    since=$(date +%s%N)
     start_kubelet "$n"
+    pid=$(cat "$PIDS/kubelet-$n.pid")
     deadline=$((SECONDS + 30))
-    until [ -S "$DEVICE_PLUGIN_SOCK" ] && [ "$(stat -c %Y "$DEVICE_PLUGIN_SOCK")" -ge "$since" ]; do
-      pid_of "kubelet-$n" "$(m_kubelet "$n")" > /dev/null && [ $SECONDS -lt $deadline ] || break
+    until [ -S "$DEVICE_PLUGIN_SOCK" ] && [ "$(socket_ns)" -ge "$since" ]; do
+      [ -d "/proc/$pid" ] && [ $SECONDS -lt $deadline ] || break
       sleep 0.1
     done
   done
