@@ -200,7 +200,8 @@ def test_without_checkpoint_nothing_is_committed_while_the_hook_waits(lab, names
     and the outcome certain."""
     lab.produce_sequence(names["input"], 200)
     seen = {}
-    settings = settings_for(lab, names, tmp_path, **dict(ONE_TXN, kafka_conf={"transaction.timeout.ms": "60000"}))
+    settings = settings_for(lab, names, tmp_path, batch_records=ONE_TXN["batch_records"], batch_ms=ONE_TXN["batch_ms"],
+                            kafka_conf={"transaction.timeout.ms": "60000"})
     helper = ConsumerHelper(settings, waiting_hook(lab, names, seen, False), stream=io.StringIO())
     rc, events = run_library(helper, lambda: seen.get("done", 0) >= 200)
     assert rc == 0, events

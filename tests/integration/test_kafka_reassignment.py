@@ -340,8 +340,8 @@ def test_throttle_configs_are_those_kafkas_tool_sets(reassign, topics, admin, ka
     wait_for(lambda: replicas(admin, name) == target, "the tool's moves")
     # --verify clears the throttle only once the broker it asks shows every move done, and a broker's metadata can lag
     # the one seen above by a moment: an operator runs it again until it says it cleared them, so does the test.
-    wait_for(lambda: "Clearing topic-level throttles" in kafka_tool("reassign-partitions", "--bootstrap-server", bootstrap, "--verify",
-                                                                    "--reassignment-json-file", str(plan_file)), "the tool's --verify to clear its throttle", 30)
+    verify = ("reassign-partitions", "--bootstrap-server", bootstrap, "--verify", "--reassignment-json-file", str(plan_file))
+    wait_for(lambda: "Clearing topic-level throttles" in kafka_tool(*verify), "the tool's --verify to clear its throttle", 30)
     assert topic_throttle(admin, name) == {} and broker_throttles(admin) == {}
 
     assert reassign(plan=plan_of(name, before), elect_leaders=False)["changed"]  # back to the start, unthrottled
