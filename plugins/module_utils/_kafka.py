@@ -387,17 +387,24 @@ class KafkaModule(StreamopsModule):
         for name in names:
             self.metadata(topic=name)
 
-    def refuse_hidden_groups(self, names):
-        """Before calling consumer groups unknown: fail in one sentence if the brokers only hide them from this principal."""
+    def unlisted_groups_known(self, names):
+        """Of consumer groups a listing lacks, those their coordinators know after all; fail in one sentence if the brokers
+        only hide them from this principal. A listing is every broker's part put together, and a part can be missing (its
+        answer failed, its share of __consumer_offsets changed hands): a group's coordinator has the last word."""
         futures = self.admin.describe_consumer_groups(list(names), request_timeout=self.timeout)
+        known = []
         for name, future in futures.items():
             try:
-                future.result(timeout=self.timeout)
+                description = future.result(timeout=self.timeout)
             except confluent_kafka.KafkaException as e:
                 if error_code(e) == "GROUP_AUTHORIZATION_FAILED":
                     raise KafkaError(self.not_authorized("describe consumer group %s" % name, "GROUP_AUTHORIZATION_FAILED"))
+                continue   # GROUP_ID_NOT_FOUND and the like: the unknown-group sentence follows
             except concurrent.futures.TimeoutError:
-                pass   # the unknown-group sentence follows
+                continue
+            if getattr(description.state, "name", "DEAD") not in ("DEAD", "UNKNOWN"):   # a group nobody knows describes as Dead
+                known.append(name)
+        return known
 
     @property
     def principal(self):

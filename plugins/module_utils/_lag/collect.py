@@ -79,7 +79,9 @@ class LagCollector:
         if names:
             unknown = [name for name in names if name not in listed]
             if unknown:
-                self.kafka.refuse_hidden_groups(unknown)   # hidden by ACLs, not unknown
+                known = self.kafka.unlisted_groups_known(unknown)   # fails if hidden by ACLs rather than unknown
+                unknown = [name for name in unknown if name not in known]
+            if unknown:
                 raise KafkaError("Unknown consumer group%s: %s. The brokers at %s know %d group%s%s." % (
                     "" if len(unknown) == 1 else "s", ", ".join(unknown), self.kafka.servers, len(listed),
                     "" if len(listed) == 1 else "s", _some_names(listed)))
