@@ -339,10 +339,11 @@ def test_throttle_configs_are_those_kafkas_tool_sets(reassign, topics, admin, ka
     tool_topic, tool_brokers = topic_throttle(admin, name), broker_throttles(admin)
     wait_for(lambda: replicas(admin, name) == target, "the tool's moves")
     # --verify clears the throttle only once the broker it asks shows every move done, and a broker's metadata can lag
-    # the one seen above by a moment: an operator runs it again until it says it cleared them, so does the test.
+    # the one seen above by a moment: an operator runs it again until it says it cleared them, so does the test. The
+    # cleared configs, too, reach every broker a moment later than the one that took them.
     verify = ("reassign-partitions", "--bootstrap-server", bootstrap, "--verify", "--reassignment-json-file", str(plan_file))
     wait_for(lambda: "Clearing topic-level throttles" in kafka_tool(*verify), "the tool's --verify to clear its throttle", 30)
-    assert topic_throttle(admin, name) == {} and broker_throttles(admin) == {}
+    wait_for(lambda: topic_throttle(admin, name) == {} and broker_throttles(admin) == {}, "the cleared throttle to show", 15)
 
     assert reassign(plan=plan_of(name, before), elect_leaders=False)["changed"]  # back to the start, unthrottled
     ours = reassign(plan=plan_of(name, target), throttle=7000000, keep_throttle=True)
